@@ -1,0 +1,427 @@
+#!/usr/bin/env python3
+"""Generate PyTorch reference fixtures for the `recurrent` crate's tests.
+
+Run from the repository root:
+
+    .venv-torch/bin/python scripts/make_fixtures.py
+
+Every fixture is written to ``tests/fixtures/*.safetensors`` (relative to the
+repository root, independent of the current working directory) with
+``safetensors.torch.save_file``.  The key / metadata layout of each fixture
+family is the contract consumed by the Rust tests; it is documented in
+``scripts/README.md`` -- keep the two in sync.
+
+The script is fully deterministic on CPU: each fixture file re-seeds torch with
+a seed derived from its own name (``zlib.crc32``), so adding, removing or
+reordering fixtures never changes the contents of the others.
+
+Adding configurations
+---------------------
+* Recurrent layers: append a ``LayerCase`` to ``LAYER_CASES``.  The generic
+  code already handles ``kind="gru"``, ``num_layers > 1``,
+  ``bidirectional=True`` and ``batch_first=True`` (weights are taken from the
+  module's ``named_parameters()``, so names such as ``weight_hh_l1_reverse``
+  appear automatically, and h0/c0 get shape ``(num_layers*num_dirs, B, H)``).
+  Packed sequences need extra keys (e.g. ``lengths``) -- add them in
+  ``make_layer_fixture`` behind a new ``LayerCase`` field.
+* Optimizers: append an ``OptimCase`` to ``OPTIM_CASES``.
+* Clipping: extend ``CLIP_MAX_NORMS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import struct
+import sys
+import zlib
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+from torch import nn
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT_DIR = REPO_ROOT / "tests" / "fixtures"
+
+DTYPES = {"f64": torch.float64, "f32": torch.float32}
+
+
+# --------------------------------------------------------------------------- #
+# helpers
+# --------------------------------------------------------------------------- #
+def seed_for(name: str) -> int:
+    """Stable per-fixture seed (Python's hash() is randomized per process)."""
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def fmt_float(x: float) -> str:
+    """Shortest decimal string that round-trips to the same f64."""
+    return repr(float(x))
+
+
+def fmt_bool(b: bool) -> str:
+    return "true" if b else "false"
+
+
+def export(t: torch.Tensor) -> torch.Tensor:
+    """Detached, contiguous, non-aliased copy suitable for save_file."""
+    return t.detach().clone().contiguous()
+
+
+def canonicalize_header(path: Path) -> None:
+    """Rewrite the safetensors JSON header with sorted ``__metadata__`` keys.
+
+    safetensors serialises the metadata map in hash order, which differs from
+    run to run; sorting it makes regenerated files byte-identical.  The header
+    keeps exactly the same length, so tensor data offsets are untouched.
+    """
+    raw = bytearray(path.read_bytes())
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n].decode("utf-8"))
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert len(text) <= n, (path, len(text), n)
+    raw[8 : 8 + n] = text + b" " * (n - len(text))
+    path.write_bytes(bytes(raw))
+
+
+def write_fixture(
+    out_dir: Path,
+    name: str,
+    tensors: Dict[str, torch.Tensor],
+    metadata: Dict[str, str],
+) -> Path:
+    path = out_dir / f"{name}.safetensors"
+    tensors = {k: export(v) for k, v in tensors.items()}
+    for k, v in metadata.items():
+        assert isinstance(k, str) and isinstance(v, str), (name, k, v)
+    save_file(tensors, str(path), metadata=metadata)
+    canonicalize_header(path)
+
+    # Self-check: the file must load back bit-identically, metadata included.
+    with safe_open(str(path), framework="pt") as f:
+        assert f.metadata() == metadata, name
+    loaded = load_file(str(path))
+    assert set(loaded) == set(tensors), (name, set(loaded) ^ set(tensors))
+    for k, v in tensors.items():
+        w = loaded[k]
+        assert w.dtype == v.dtype and w.shape == v.shape, (name, k)
+        assert torch.equal(w, v), (name, k)
+    return path
+
+
+# --------------------------------------------------------------------------- #
+# A) recurrent layer forward/backward fixtures
+# --------------------------------------------------------------------------- #
+@dataclasses.dataclass(frozen=True)
+class LayerCase:
+    name: str  # file stem, without the dtype suffix
+    kind: str  # "rnn_tanh" | "rnn_relu" | "lstm"   (later: "gru")
+    bias: bool = True
+    num_layers: int = 1
+    bidirectional: bool = False
+    batch_first: bool = False
+    T: int = 5
+    B: int = 3
+    I: int = 4
+    H: int = 6
+
+    @property
+    def has_cell(self) -> bool:
+        return self.kind == "lstm"
+
+
+LAYER_CASES: List[LayerCase] = [
+    LayerCase("rnn_tanh", "rnn_tanh"),
+    LayerCase("rnn_relu", "rnn_relu"),
+    LayerCase("lstm", "lstm"),
+    LayerCase("lstm_nobias", "lstm", bias=False),
+    # Future, e.g.:
+    # LayerCase("gru", "gru"),
+    # LayerCase("lstm_bidir", "lstm", bidirectional=True),
+    # LayerCase("rnn_tanh_2layer", "rnn_tanh", num_layers=2),
+]
+
+
+def build_module(case: LayerCase, dtype: torch.dtype) -> nn.Module:
+    common = dict(
+        input_size=case.I,
+        hidden_size=case.H,
+        num_layers=case.num_layers,
+        bias=case.bias,
+        batch_first=case.batch_first,
+        bidirectional=case.bidirectional,
+        dtype=dtype,  # parameters are initialised directly in the target dtype
+    )
+    if case.kind == "rnn_tanh":
+        return nn.RNN(nonlinearity="tanh", **common)
+    if case.kind == "rnn_relu":
+        return nn.RNN(nonlinearity="relu", **common)
+    if case.kind == "lstm":
+        return nn.LSTM(**common)
+    if case.kind == "gru":
+        return nn.GRU(**common)
+    raise ValueError(f"unknown layer kind {case.kind!r}")
+
+
+def make_layer_fixture(case: LayerCase, dtype_name: str, out_dir: Path) -> Path:
+    dtype = DTYPES[dtype_name]
+    name = f"{case.name}_{dtype_name}"
+    seed = seed_for(name)
+    torch.manual_seed(seed)
+
+    module = build_module(case, dtype)  # torch default init, kept as is
+    module = module.double() if dtype == torch.float64 else module.float()
+
+    T, B, I, H = case.T, case.B, case.I, case.H
+    D = 2 if case.bidirectional else 1
+    L = case.num_layers
+    x_shape = (B, T, I) if case.batch_first else (T, B, I)
+    out_shape = (B, T, D * H) if case.batch_first else (T, B, D * H)
+    state_shape = (L * D, B, H)
+
+    def randn(*shape, scale=1.0):
+        return (torch.randn(*shape, dtype=dtype) * scale).detach()
+
+    x = randn(*x_shape).requires_grad_(True)
+    h0 = randn(*state_shape, scale=0.5).requires_grad_(True)
+    c0 = randn(*state_shape, scale=0.5).requires_grad_(True) if case.has_cell else None
+    d_output = randn(*out_shape)
+    d_h_n = randn(*state_shape)
+    d_c_n = randn(*state_shape) if case.has_cell else None
+
+    if case.has_cell:
+        output, (h_n, c_n) = module(x, (h0, c0))
+    else:
+        output, h_n = module(x, h0)
+        c_n = None
+
+    loss = (output * d_output).sum() + (h_n * d_h_n).sum()
+    if case.has_cell:
+        loss = loss + (c_n * d_c_n).sum()
+    loss.backward()
+
+    tensors: Dict[str, torch.Tensor] = {}
+    params = list(module.named_parameters())
+    for pname, p in params:
+        tensors[pname] = p
+    tensors["input"] = x
+    tensors["h0"] = h0
+    tensors["d_output"] = d_output
+    tensors["d_h_n"] = d_h_n
+    tensors["output"] = output
+    tensors["h_n"] = h_n
+    if case.has_cell:
+        tensors["c0"] = c0
+        tensors["d_c_n"] = d_c_n
+        tensors["c_n"] = c_n
+    for pname, p in params:
+        tensors[f"grad.{pname}"] = p.grad
+    tensors["grad.input"] = x.grad
+    tensors["grad.h0"] = h0.grad
+    if case.has_cell:
+        tensors["grad.c0"] = c0.grad
+
+    for k, v in tensors.items():
+        assert v is not None and v.dtype == dtype, (name, k)
+
+    metadata = {
+        # contract keys
+        "kind": case.kind,
+        "bias": fmt_bool(case.bias),
+        "torch_version": torch.__version__,
+        "T": str(T),
+        "B": str(B),
+        "I": str(I),
+        "H": str(H),
+        # informational / forward-compatible extras
+        "dtype": dtype_name,
+        "num_layers": str(L),
+        "bidirectional": fmt_bool(case.bidirectional),
+        "batch_first": fmt_bool(case.batch_first),
+        "seed": str(seed),
+    }
+    return write_fixture(out_dir, name, tensors, metadata)
+
+
+# --------------------------------------------------------------------------- #
+# B) optimizer trajectories (f64)
+# --------------------------------------------------------------------------- #
+OPTIM_SHAPE = (3, 4)
+OPTIM_STEPS = 6
+
+# Per-element gradient scale used by cases with scaled_grads=True, chosen to
+# span many orders of magnitude so Adam's eps matters for some elements
+# (sqrt(v) ~ 1e-6 ~ eps) and not at all for others.
+GRAD_SCALES = (1e-6, 1e-3, 1.0, 1e2)
+
+
+def grad_scale_mask() -> torch.Tensor:
+    rows, cols = OPTIM_SHAPE
+    m = torch.empty(OPTIM_SHAPE, dtype=torch.float64)
+    for i in range(rows):
+        for j in range(cols):
+            m[i, j] = GRAD_SCALES[(i + j) % len(GRAD_SCALES)]
+    return m
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimCase:
+    name: str
+    optimizer: str  # "sgd" | "adam"
+    kwargs: Dict[str, object]
+    scaled_grads: bool = False
+
+
+OPTIM_CASES: List[OptimCase] = [
+    OptimCase("optim_sgd_plain", "sgd", dict(lr=0.1)),
+    OptimCase("optim_sgd_momentum", "sgd", dict(lr=0.1, momentum=0.9)),
+    OptimCase("optim_sgd_dampening", "sgd", dict(lr=0.1, momentum=0.9, dampening=0.3)),
+    OptimCase("optim_sgd_nesterov", "sgd", dict(lr=0.1, momentum=0.9, nesterov=True)),
+    OptimCase("optim_sgd_wd", "sgd", dict(lr=0.1, momentum=0.5, weight_decay=0.01)),
+    OptimCase("optim_adam_default", "adam", dict(lr=1e-3)),
+    OptimCase(
+        "optim_adam_lr", "adam", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6), scaled_grads=True
+    ),
+    OptimCase("optim_adam_wd", "adam", dict(lr=0.01, weight_decay=0.1)),
+    OptimCase("optim_adam_amsgrad", "adam", dict(lr=0.01, amsgrad=True)),
+]
+
+
+def optim_base_tensors():
+    """p0 and the gradient sequence shared by all optimizer cases."""
+    torch.manual_seed(seed_for("optim"))
+    p0 = torch.randn(*OPTIM_SHAPE, dtype=torch.float64)
+    grads = torch.randn(OPTIM_STEPS, *OPTIM_SHAPE, dtype=torch.float64)
+    return p0, grads
+
+
+def build_optimizer(case: OptimCase, params) -> torch.optim.Optimizer:
+    # foreach=False selects torch's plain single-tensor reference loop.
+    if case.optimizer == "sgd":
+        return torch.optim.SGD(params, foreach=False, **case.kwargs)
+    if case.optimizer == "adam":
+        return torch.optim.Adam(params, foreach=False, **case.kwargs)
+    raise ValueError(f"unknown optimizer {case.optimizer!r}")
+
+
+def optimizer_metadata(case: OptimCase, opt: torch.optim.Optimizer) -> Dict[str, str]:
+    # Read the values actually in effect (so defaults are recorded too).
+    g = opt.param_groups[0]
+    md = {"optimizer": case.optimizer}
+    if case.optimizer == "sgd":
+        md.update(
+            lr=fmt_float(g["lr"]),
+            momentum=fmt_float(g["momentum"]),
+            dampening=fmt_float(g["dampening"]),
+            nesterov=fmt_bool(g["nesterov"]),
+            weight_decay=fmt_float(g["weight_decay"]),
+        )
+    elif case.optimizer == "adam":
+        beta1, beta2 = g["betas"]
+        md.update(
+            lr=fmt_float(g["lr"]),
+            beta1=fmt_float(beta1),
+            beta2=fmt_float(beta2),
+            eps=fmt_float(g["eps"]),
+            weight_decay=fmt_float(g["weight_decay"]),
+            amsgrad=fmt_bool(g["amsgrad"]),
+        )
+    assert not g.get("maximize", False)
+    return md
+
+
+def make_optim_fixture(case: OptimCase, out_dir: Path) -> Path:
+    p0, grads = optim_base_tensors()
+    if case.scaled_grads:
+        grads = grads * grad_scale_mask()
+
+    p = nn.Parameter(p0.clone())
+    opt = build_optimizer(case, [p])
+    trajectory = []
+    for k in range(OPTIM_STEPS):
+        p.grad = grads[k].clone()
+        opt.step()
+        trajectory.append(p.detach().clone())
+
+    tensors = {"p0": p0, "grads": grads, "params": torch.stack(trajectory)}
+    metadata = optimizer_metadata(case, opt)
+    metadata.update(
+        torch_version=torch.__version__,
+        steps=str(OPTIM_STEPS),
+        scaled_grads=fmt_bool(case.scaled_grads),
+    )
+    return write_fixture(out_dir, case.name, tensors, metadata)
+
+
+# --------------------------------------------------------------------------- #
+# C) gradient-norm clipping (f64)
+# --------------------------------------------------------------------------- #
+CLIP_MAX_NORMS = (0.5, 100.0)
+
+
+def make_clip_fixture(out_dir: Path) -> Path:
+    name = "clip_grad_norm"
+    torch.manual_seed(seed_for(name))
+    a = torch.randn(3, 4, dtype=torch.float64) * 2
+    b = torch.randn(5, dtype=torch.float64) * 2
+
+    tensors = {"a": a, "b": b}
+    for max_norm in CLIP_MAX_NORMS:
+        pa = nn.Parameter(torch.zeros_like(a))
+        pb = nn.Parameter(torch.zeros_like(b))
+        pa.grad = a.clone()
+        pb.grad = b.clone()
+        total = torch.nn.utils.clip_grad_norm_([pa, pb], max_norm=max_norm, norm_type=2.0)
+        prefix = f"clip_{fmt_float(max_norm)}"
+        tensors[f"{prefix}.a"] = pa.grad
+        tensors[f"{prefix}.b"] = pb.grad
+        tensors[f"{prefix}.total_norm"] = total.reshape(1).to(torch.float64)
+
+    metadata = {
+        "max_norms": ",".join(fmt_float(m) for m in CLIP_MAX_NORMS),
+        "norm_type": "2.0",
+        "torch_version": torch.__version__,
+    }
+    return write_fixture(out_dir, name, tensors, metadata)
+
+
+# --------------------------------------------------------------------------- #
+# main
+# --------------------------------------------------------------------------- #
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--out-dir",
+        type=Path,
+        default=DEFAULT_OUT_DIR,
+        help=f"output directory (default: {DEFAULT_OUT_DIR})",
+    )
+    args = ap.parse_args(argv)
+
+    torch.use_deterministic_algorithms(True)
+    out_dir: Path = args.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    jobs: List[Callable[[], Path]] = []
+    for case in LAYER_CASES:
+        for dtype_name in DTYPES:
+            jobs.append(lambda c=case, d=dtype_name: make_layer_fixture(c, d, out_dir))
+    for ocase in OPTIM_CASES:
+        jobs.append(lambda c=ocase: make_optim_fixture(c, out_dir))
+    jobs.append(lambda: make_clip_fixture(out_dir))
+
+    print(f"torch {torch.__version__}; writing to {out_dir}")
+    for job in jobs:
+        path = job()
+        print(f"  {path.name:40s} {path.stat().st_size:7d} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

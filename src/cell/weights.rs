@@ -1,0 +1,186 @@
+//! PyTorch's parameter layout shared by every cell, and the matrix products of the fast path.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMutD, Axis, Zip};
+use rand::Rng;
+use rand_distr::{Distribution, Uniform};
+
+use crate::error::{shape_err, Error, Result};
+use crate::float::Float;
+
+/// The weights of one cell in PyTorch's layout, `G` gates stacked along the rows.
+///
+/// | field | shape | PyTorch name |
+/// |---|---|---|
+/// | `weight_ih` | `(G·H, I)` | `weight_ih_l{k}` |
+/// | `weight_hh` | `(G·H, H)` | `weight_hh_l{k}` |
+/// | `bias_ih` | `(G·H)` | `bias_ih_l{k}` |
+/// | `bias_hh` | `(G·H)` | `bias_hh_l{k}` |
+///
+/// `G` is 1 for an Elman RNN and 4 for an LSTM (gate order i, f, g, o). Both biases are present or
+/// both absent (`bias: false` in PyTorch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellWeights<F: Float> {
+    /// Input-to-hidden weights `(G·H, I)`.
+    pub weight_ih: Array2<F>,
+    /// Hidden-to-hidden weights `(G·H, H)`.
+    pub weight_hh: Array2<F>,
+    /// Input-side bias `(G·H)`, or `None` for a cell without biases.
+    pub bias_ih: Option<Array1<F>>,
+    /// Hidden-side bias `(G·H)`, or `None` for a cell without biases.
+    pub bias_hh: Option<Array1<F>>,
+}
+
+impl<F: Float> CellWeights<F> {
+    /// PyTorch's default initialisation: every weight and bias drawn from
+    /// `uniform(−1/√H, 1/√H)`, in the order `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if a size is zero.
+    pub fn init<R: Rng + ?Sized>(
+        gates: usize,
+        input_size: usize,
+        hidden_size: usize,
+        bias: bool,
+        rng: &mut R,
+    ) -> Result<Self> {
+        if input_size == 0 || hidden_size == 0 {
+            return Err(Error::InvalidConfig(format!(
+                "input_size and hidden_size must be at least 1, got input_size = {input_size}, \
+                 hidden_size = {hidden_size}"
+            )));
+        }
+        let k = 1.0 / (hidden_size as f64).sqrt();
+        let dist = Uniform::new_inclusive(F::from_f64(-k), F::from_f64(k))
+            .map_err(|e| Error::InvalidConfig(format!("uniform(-{k}, {k}): {e}")))?;
+        let gh = gates * hidden_size;
+        let mut draw2 = |r, c| Array2::from_shape_simple_fn((r, c), || dist.sample(rng));
+        let weight_ih = draw2(gh, input_size);
+        let weight_hh = draw2(gh, hidden_size);
+        let (bias_ih, bias_hh) = if bias {
+            let b_ih = Array1::from_shape_simple_fn(gh, || dist.sample(rng));
+            let b_hh = Array1::from_shape_simple_fn(gh, || dist.sample(rng));
+            (Some(b_ih), Some(b_hh))
+        } else {
+            (None, None)
+        };
+        Ok(Self {
+            weight_ih,
+            weight_hh,
+            bias_ih,
+            bias_hh,
+        })
+    }
+
+    /// Checks the shapes for a cell with `gates` gates and returns `(input_size, hidden_size)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] naming the array whose shape does not fit, [`Error::InvalidConfig`] if
+    /// exactly one bias is given or a size is zero.
+    pub fn check(&self, gates: usize) -> Result<(usize, usize)> {
+        let (rows, hidden) = self.weight_hh.dim();
+        if hidden == 0 || rows != gates * hidden {
+            return Err(shape_err(
+                "weight_hh",
+                format!("({gates}·H, H) with H ≥ 1 ({gates} gates)"),
+                self.weight_hh.shape(),
+            ));
+        }
+        let (rows_ih, input) = self.weight_ih.dim();
+        if rows_ih != rows || input == 0 {
+            return Err(shape_err(
+                "weight_ih",
+                format!("({rows}, I) with I ≥ 1, to match weight_hh"),
+                self.weight_ih.shape(),
+            ));
+        }
+        match (&self.bias_ih, &self.bias_hh) {
+            (None, None) => {}
+            (Some(b_ih), Some(b_hh)) => {
+                for (name, b) in [("bias_ih", b_ih), ("bias_hh", b_hh)] {
+                    if b.len() != rows {
+                        return Err(shape_err(name, format!("({rows})"), b.shape()));
+                    }
+                }
+            }
+            _ => {
+                return Err(Error::InvalidConfig(
+                    "bias_ih and bias_hh must both be given or both be None".into(),
+                ))
+            }
+        }
+        Ok((input, hidden))
+    }
+
+    /// `true` if the cell has biases.
+    pub fn has_bias(&self) -> bool {
+        self.bias_ih.is_some()
+    }
+
+    pub(crate) fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
+        let mut v = vec![
+            ("weight_ih".to_string(), self.weight_ih.view().into_dyn()),
+            ("weight_hh".to_string(), self.weight_hh.view().into_dyn()),
+        ];
+        if let (Some(b_ih), Some(b_hh)) = (&self.bias_ih, &self.bias_hh) {
+            v.push(("bias_ih".to_string(), b_ih.view().into_dyn()));
+            v.push(("bias_hh".to_string(), b_hh.view().into_dyn()));
+        }
+        v
+    }
+
+    pub(crate) fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
+        let mut v = vec![
+            self.weight_ih.view_mut().into_dyn(),
+            self.weight_hh.view_mut().into_dyn(),
+        ];
+        if let (Some(b_ih), Some(b_hh)) = (&mut self.bias_ih, &mut self.bias_hh) {
+            v.push(b_ih.view_mut().into_dyn());
+            v.push(b_hh.view_mut().into_dyn());
+        }
+        v
+    }
+
+    /// Writes `x W_ihᵀ + b_ih + b_hh` for every row of `x` `(N, I)` into `out` `(N, G·H)`:
+    /// the input projections of all steps in one matrix product.
+    pub(crate) fn project_inputs(&self, x: ArrayView2<'_, F>, out: &mut Array2<F>) {
+        general_mat_mul(F::one(), &x, &self.weight_ih.t(), F::zero(), out);
+        if let (Some(b_ih), Some(b_hh)) = (&self.bias_ih, &self.bias_hh) {
+            let bias = b_ih + b_hh;
+            out.rows_mut().into_iter().for_each(|mut row| row += &bias);
+        }
+    }
+
+    /// Adds the parameter gradients of `pre = x W_ihᵀ + b_ih + h_prev W_hhᵀ + b_hh` into `grads`
+    /// given `d_pre` `(N, G·H)`, the inputs `x` `(N, I)` and previous hidden states `h_prev`
+    /// `(N, H)`: one matrix product per weight.
+    pub(crate) fn accumulate_grads(
+        d_pre: ArrayView2<'_, F>,
+        x: ArrayView2<'_, F>,
+        h_prev: ArrayView2<'_, F>,
+        grads: &mut Self,
+    ) {
+        general_mat_mul(F::one(), &d_pre.t(), &x, F::one(), &mut grads.weight_ih);
+        general_mat_mul(
+            F::one(),
+            &d_pre.t(),
+            &h_prev,
+            F::one(),
+            &mut grads.weight_hh,
+        );
+        if let (Some(g_ih), Some(g_hh)) = (&mut grads.bias_ih, &mut grads.bias_hh) {
+            let db = d_pre.sum_axis(Axis(0));
+            Zip::from(g_ih).and(g_hh).and(&db).for_each(|a, b, &d| {
+                *a += d;
+                *b += d;
+            });
+        }
+    }
+
+    /// `d_pre W_ih`: the gradient of the inputs, `(N, I)`.
+    pub(crate) fn input_grad(&self, d_pre: ArrayView2<'_, F>) -> Array2<F> {
+        d_pre.dot(&self.weight_ih)
+    }
+}

@@ -1,0 +1,88 @@
+//! # recurrent
+//!
+//! Recurrent neural networks — Elman RNN and LSTM — in pure Rust on [`ndarray`], with hand-written
+//! backpropagation through time (BPTT), optimizers, and weights laid out exactly as PyTorch lays them
+//! out, so numbers and weights move both ways.
+//!
+//! ## Shapes
+//!
+//! Sequences are **time-major** `(T, B, F)`: `T` steps, `B` sequences in the batch, `F` features (as
+//! PyTorch's default `batch_first=False`). A layer with `I` inputs and `H` hidden units maps
+//! `(T, B, I)` to outputs `(T, B, H)`; states are `(B, H)`.
+//!
+//! ## Pieces
+//!
+//! * [`Cell`]: one time step — [`RnnCell`] (tanh or ReLU) and [`LstmCell`] (gate order i, f, g, o).
+//! * [`Recurrent`]: a cell run over a sequence; `forward` returns outputs, final state and a
+//!   [`Tape`]; `backward` takes the tape and returns input and initial-state gradients.
+//! * [`Linear`]: the dense head; [`mse_loss`].
+//! * [`Params`]: every model lists its arrays with PyTorch's names; **the gradient of a model is a
+//!   model of the same type** ([`Params::zeros_like`]), into which `backward` adds.
+//! * [`optim`]: [`optim::Sgd`], [`optim::Adam`], [`optim::clip_grad_norm`].
+//!
+//! Nothing is stored inside a layer during `forward`: what backward needs is the [`Tape`] that
+//! forward returns, so backward without forward does not compile, and one layer can serve many
+//! threads.
+//!
+//! ## Quick start: one training step
+//!
+//! ```
+//! use ndarray::Array3;
+//! use rand::SeedableRng;
+//! use recurrent::optim::AdamConfig;
+//! use recurrent::{mse_loss, Linear, LstmCell, Params, Recurrent};
+//!
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+//! // An LSTM with 1 input and 16 hidden units, and a linear head back to 1 output.
+//! let mut model = (
+//!     Recurrent::new(LstmCell::<f32>::new(1, 16, &mut rng)?),
+//!     Linear::<f32>::new(16, 1, &mut rng)?,
+//! );
+//! let mut opt = AdamConfig::new(1e-2).build()?;
+//!
+//! let x = Array3::<f32>::from_shape_fn((20, 4, 1), |(t, b, _)| ((t + b) as f32 * 0.3).sin());
+//! let y = Array3::<f32>::from_shape_fn((20, 4, 1), |(t, b, _)| ((t + b + 1) as f32 * 0.3).sin());
+//!
+//! let mut first = None;
+//! for _ in 0..50 {
+//!     let (lstm, head) = &model;
+//!     let (h, _, tape) = lstm.forward(x.view(), None)?; // h: (T, B, 16)
+//!     let (pred, head_tape) = head.forward(h.view())?; // pred: (T, B, 1)
+//!     let (loss, d_pred) = mse_loss(pred.view(), y.view())?;
+//!     first.get_or_insert(loss);
+//!
+//!     let mut grads = model.zeros_like();
+//!     let dh = head.backward(&head_tape, d_pred.view(), &mut grads.1)?;
+//!     lstm.backward(&tape, dh.view(), None, &mut grads.0)?;
+//!     recurrent::optim::clip_grad_norm(&mut grads, 1.0)?;
+//!     opt.step(&mut model, &grads)?;
+//! }
+//! let (h, _) = model.0.infer(x.view(), None)?;
+//! let (final_loss, _) = mse_loss(model.1.infer(h.view())?.view(), y.view())?;
+//! assert!(final_loss < first.unwrap() / 2.0);
+//! # Ok::<(), recurrent::Error>(())
+//! ```
+//!
+//! ## Errors
+//!
+//! Everything handed to a layer, loss or optimizer is checked; bad input returns an [`Error`] whose
+//! message says what was expected and what came. The low-level [`Cell`] methods assert instead
+//! (documented under `# Panics`).
+#![deny(missing_docs)]
+
+pub mod cell;
+mod error;
+mod float;
+mod linear;
+mod loss;
+pub mod optim;
+mod params;
+mod recurrent;
+
+pub use cell::{Cell, CellWeights, LstmCell, LstmState, Nonlinearity, RnnCell, State};
+pub use error::{Error, Result};
+pub use float::Float;
+pub use linear::{Linear, LinearTape};
+pub use loss::mse_loss;
+pub use params::Params;
+pub use recurrent::{Forward, Recurrent, Tape};

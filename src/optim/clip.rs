@@ -1,0 +1,57 @@
+//! Gradient clipping.
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::params::Params;
+
+/// Scales all gradients together so that their global Euclidean norm is at most `max_norm`, as
+/// `torch.nn.utils.clip_grad_norm_` (norm type 2). Returns the total norm **before** clipping.
+///
+/// The gradients are multiplied by `min(1, max_norm / (total_norm + 1e-6))`.
+///
+/// # Errors
+///
+/// * [`Error::InvalidConfig`] if `max_norm` is negative or not finite.
+/// * [`Error::NonFinite`] if the total norm is NaN or infinite (a gradient holds NaN or ∞); the
+///   gradients are left untouched, so the caller can skip the step. (PyTorch's default would scale
+///   every gradient by NaN.)
+///
+/// # Examples
+///
+/// ```
+/// use ndarray::array;
+/// use recurrent::{optim::clip_grad_norm, CellWeights, Params};
+///
+/// let mut g = recurrent::Linear::from_weights(array![[3.0, 4.0]], None)?; // norm 5
+/// let norm = clip_grad_norm(&mut g, 1.0)?;
+/// assert_eq!(norm, 5.0);
+/// assert!((g.global_norm() - 1.0).abs() < 1e-6);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+pub fn clip_grad_norm<F: Float, P: Params<F>>(grads: &mut P, max_norm: F) -> Result<F> {
+    if !(max_norm.is_finite() && max_norm >= F::zero()) {
+        return Err(Error::InvalidConfig(format!(
+            "max_norm must be finite and >= 0, got {max_norm}"
+        )));
+    }
+    // Norm of the per-array norms, as PyTorch computes it.
+    let total = grads
+        .arrays()
+        .iter()
+        .map(|a| {
+            let n = a.iter().fold(F::zero(), |s, &v| s + v * v).sqrt();
+            n * n
+        })
+        .fold(F::zero(), |s, v| s + v)
+        .sqrt();
+    if !total.is_finite() {
+        return Err(Error::NonFinite(format!(
+            "the total gradient norm is {total}; gradients left unclipped"
+        )));
+    }
+    let coef = max_norm / (total + F::from_f64(1e-6));
+    if coef < F::one() {
+        grads.scale(coef);
+    }
+    Ok(total)
+}

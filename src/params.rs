@@ -1,0 +1,154 @@
+//! The [`Params`] trait: a model's arrays in a fixed order, with names.
+
+use ndarray::{ArrayViewD, ArrayViewMutD, Zip};
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+
+/// A set of named parameter arrays in a fixed order.
+///
+/// Every layer implements it, and so do tuples of `Params` (names prefixed `0.`, `1.`, ... like
+/// PyTorch's `nn.Sequential`). **A gradient has the same type as what it is the gradient of**: the
+/// gradient buffer of a layer is a layer of the same type, made by [`Params::zeros_like`], and
+/// `backward` adds into it. Optimizers, gradient clipping and weight files only ever see the arrays
+/// listed here, so they work for any model.
+///
+/// Names follow PyTorch's `state_dict()` keys (`weight_ih_l0`, `bias_hh_l0`, `weight`, `bias`).
+///
+/// # Examples
+///
+/// ```
+/// use rand::SeedableRng;
+/// use recurrent::{LstmCell, Params, Recurrent};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let lstm = Recurrent::new(LstmCell::<f32>::new(3, 5, &mut rng).unwrap());
+/// let names: Vec<String> = lstm.named_arrays().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]);
+/// // 4 gates × 5 hidden × (3 inputs + 5 hidden + 2 biases)
+/// assert_eq!(lstm.num_params(), 4 * 5 * (3 + 5 + 2));
+/// let grads = lstm.zeros_like();
+/// assert_eq!(grads.num_params(), lstm.num_params());
+/// ```
+pub trait Params<F: Float>: Clone {
+    /// Every array with its name, in a fixed order.
+    fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)>;
+
+    /// Every array, mutable, in the same order as [`Params::named_arrays`].
+    fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>>;
+
+    /// Every array, in order, without names.
+    fn arrays(&self) -> Vec<ArrayViewD<'_, F>> {
+        self.named_arrays().into_iter().map(|(_, a)| a).collect()
+    }
+
+    /// The names, in order.
+    fn names(&self) -> Vec<String> {
+        self.named_arrays().into_iter().map(|(n, _)| n).collect()
+    }
+
+    /// The total number of scalar parameters.
+    fn num_params(&self) -> usize {
+        self.arrays().iter().map(|a| a.len()).sum()
+    }
+
+    /// A copy of `self` with every array set to zero: a gradient buffer.
+    fn zeros_like(&self) -> Self {
+        let mut z = self.clone();
+        z.fill_zero();
+        z
+    }
+
+    /// Sets every array to zero (reuse a gradient buffer for the next batch).
+    fn fill_zero(&mut self) {
+        for mut a in self.arrays_mut() {
+            a.fill(F::zero());
+        }
+    }
+
+    /// Multiplies every array by `factor`.
+    fn scale(&mut self, factor: F) {
+        for mut a in self.arrays_mut() {
+            a.mapv_inplace(|v| v * factor);
+        }
+    }
+
+    /// `self += alpha * other`, array by array.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mismatch`] if `other` does not list the same number of arrays with the same shapes.
+    fn add_scaled(&mut self, alpha: F, other: &Self) -> Result<()> {
+        let others = other.named_arrays();
+        check_same_layout(&self.named_arrays(), &others)?;
+        for (mut a, (_, b)) in self.arrays_mut().into_iter().zip(others) {
+            Zip::from(&mut a).and(&b).for_each(|a, &b| *a += alpha * b);
+        }
+        Ok(())
+    }
+
+    /// The Euclidean norm of all arrays taken together, computed in `f64`.
+    fn global_norm(&self) -> f64 {
+        self.arrays()
+            .iter()
+            .flat_map(|a| a.iter())
+            .map(|v| {
+                let v = Float::as_f64(*v);
+                v * v
+            })
+            .sum::<f64>()
+            .sqrt()
+    }
+}
+
+/// Checks that two array lists have the same length and shapes.
+pub(crate) fn check_same_layout<F>(
+    a: &[(String, ArrayViewD<'_, F>)],
+    b: &[(String, ArrayViewD<'_, F>)],
+) -> Result<()> {
+    if a.len() != b.len() {
+        return Err(Error::Mismatch(format!(
+            "the parameter set has {} arrays, the other has {}",
+            a.len(),
+            b.len()
+        )));
+    }
+    for ((na, xa), (_, xb)) in a.iter().zip(b) {
+        if xa.shape() != xb.shape() {
+            return Err(Error::Mismatch(format!(
+                "array `{na}` has shape {:?}, the other has {:?}",
+                xa.shape(),
+                xb.shape()
+            )));
+        }
+    }
+    Ok(())
+}
+
+macro_rules! impl_params_tuple {
+    ($($idx:tt $t:ident),+) => {
+        impl<F: Float, $($t: Params<F>),+> Params<F> for ($($t,)+) {
+            fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
+                let mut out = Vec::new();
+                $(
+                    out.extend(
+                        self.$idx
+                            .named_arrays()
+                            .into_iter()
+                            .map(|(n, a)| (format!("{}.{}", $idx, n), a)),
+                    );
+                )+
+                out
+            }
+            fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
+                let mut out = Vec::new();
+                $( out.extend(self.$idx.arrays_mut()); )+
+                out
+            }
+        }
+    };
+}
+
+impl_params_tuple!(0 A, 1 B);
+impl_params_tuple!(0 A, 1 B, 2 C);
+impl_params_tuple!(0 A, 1 B, 2 C, 3 D);

@@ -1,0 +1,373 @@
+//! Whole-sequence paths against the step-by-step reference, truncated BPTT, inference, and
+//! hand-computed 1×1 cases.
+
+mod common;
+
+use common::*;
+use ndarray::{arr1, arr2, Array2, Array3, Axis};
+use recurrent::cell::{backward_steps, forward_steps};
+use recurrent::{
+    Cell, CellWeights, Float, LstmCell, LstmState, Nonlinearity, Params, Recurrent, RnnCell, State,
+};
+
+const T: usize = 7;
+const B: usize = 3;
+const I: usize = 4;
+const H: usize = 5;
+
+/// (relative tolerance, absolute floor of the denominator). Summation order differs between the
+/// batched and the per-step paths, so f32 values that are small differences of O(1) terms agree
+/// only to about 1e-6 absolute.
+const F64_TOL: (f64, f64) = (1e-12, 1e-6);
+const F32_TOL: (f64, f64) = (1e-5, 1e-1);
+
+/// The fast whole-sequence forward and backward equal chaining `step` / `backward_step`:
+/// outputs, final state, every parameter gradient, the input gradient and the initial-state
+/// gradient.
+fn stepwise_equals_sequence<F: Float, C: Cell<F>>(cell: C, (tol, floor): (f64, f64), seed: u64) {
+    let mut r = rng(seed);
+    let x: Array3<F> = randn3((T, B, I), 1.0, &mut r);
+    let init: C::State = rand_state(B, H, 0.5, &mut r);
+    let (w_out, w_final) = loss_weights::<F, C::State>(T, B, H, seed + 1);
+
+    let (out_seq, last_seq, tape) = cell.forward_sequence(x.view(), &init);
+    let (out_step, last_step, caches) = forward_steps(&cell, x.view(), &init);
+    assert_close(
+        &out_seq.view().into_dyn(),
+        &out_step.view().into_dyn(),
+        tol,
+        floor,
+        "outputs",
+    );
+    for ((name, a), (_, b)) in last_seq.parts().into_iter().zip(last_step.parts()) {
+        assert_close(
+            &a.into_dyn(),
+            &b.into_dyn(),
+            tol,
+            floor,
+            &format!("final {name}"),
+        );
+    }
+
+    let mut g_seq = cell.zeros_like();
+    let (dx_seq, d0_seq) = cell.backward_sequence(&tape, w_out.view(), &w_final, &mut g_seq);
+    let mut g_step = cell.zeros_like();
+    let (dx_step, d0_step) = backward_steps(&cell, &caches, w_out.view(), &w_final, &mut g_step);
+    assert_close(
+        &dx_seq.view().into_dyn(),
+        &dx_step.view().into_dyn(),
+        tol,
+        floor,
+        "dx",
+    );
+    for ((name, a), (_, b)) in d0_seq.parts().into_iter().zip(d0_step.parts()) {
+        assert_close(
+            &a.into_dyn(),
+            &b.into_dyn(),
+            tol,
+            floor,
+            &format!("d_init.{name}"),
+        );
+    }
+    for ((name, a), (_, b)) in g_seq.named_arrays().into_iter().zip(g_step.named_arrays()) {
+        assert_close(&a, &b, tol, floor, &name);
+    }
+    assert!(g_seq.global_norm() > 0.0);
+
+    // Inference gives the same numbers as the training forward.
+    let (out_inf, last_inf) = cell.infer_sequence(x.view(), &init);
+    assert_eq!(out_inf, out_seq);
+    for ((_, a), (_, b)) in last_inf.parts().into_iter().zip(last_seq.parts()) {
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn stepwise_equals_sequence_rnn_tanh() {
+    stepwise_equals_sequence(
+        RnnCell::<f64>::new(I, H, Nonlinearity::Tanh, &mut rng(1)).unwrap(),
+        F64_TOL,
+        1,
+    );
+    stepwise_equals_sequence(
+        RnnCell::<f32>::new(I, H, Nonlinearity::Tanh, &mut rng(1)).unwrap(),
+        F32_TOL,
+        1,
+    );
+}
+
+#[test]
+fn stepwise_equals_sequence_rnn_relu() {
+    stepwise_equals_sequence(
+        RnnCell::<f64>::new(I, H, Nonlinearity::Relu, &mut rng(2)).unwrap(),
+        F64_TOL,
+        2,
+    );
+    stepwise_equals_sequence(
+        RnnCell::<f32>::new(I, H, Nonlinearity::Relu, &mut rng(2)).unwrap(),
+        F32_TOL,
+        2,
+    );
+}
+
+#[test]
+fn stepwise_equals_sequence_lstm() {
+    stepwise_equals_sequence(LstmCell::<f64>::new(I, H, &mut rng(3)).unwrap(), F64_TOL, 3);
+    stepwise_equals_sequence(LstmCell::<f32>::new(I, H, &mut rng(3)).unwrap(), F32_TOL, 3);
+    stepwise_equals_sequence(
+        LstmCell::<f64>::with_bias(I, H, false, &mut rng(4)).unwrap(),
+        F64_TOL,
+        4,
+    );
+}
+
+/// Truncated BPTT by chaining: running chunks of 3 and 4 steps, passing the final state on, gives
+/// the whole sequence's outputs; running backward newest chunk first and passing the gradient of
+/// the second chunk's initial state as the first chunk's `d_final` gives the whole sequence's
+/// gradients. Cutting the chain (`None`) changes the first chunk's gradients.
+fn chunks_chain<F: Float, C: Cell<F>>(cell: C, (tol, floor): (f64, f64), seed: u64) {
+    let mut r = rng(seed);
+    let layer = Recurrent::new(cell);
+    let x: Array3<F> = randn3((T, B, I), 1.0, &mut r);
+    let init: C::State = rand_state(B, H, 0.5, &mut r);
+    let (w_out, w_final) = loss_weights::<F, C::State>(T, B, H, seed + 1);
+
+    let (out, last, tape) = layer.forward(x.view(), Some(&init)).unwrap();
+    let mut g_full = layer.zeros_like();
+    let (dx_full, d0_full) = layer
+        .backward(&tape, w_out.view(), Some(&w_final), &mut g_full)
+        .unwrap();
+
+    let split = 3;
+    let (x1, x2) = x.view().split_at(Axis(0), split);
+    let (o1, s1, tape1) = layer.forward(x1, Some(&init)).unwrap();
+    let (o2, s2, tape2) = layer.forward(x2, Some(&s1)).unwrap();
+    let out_chunks = ndarray::concatenate(Axis(0), &[o1.view(), o2.view()]).unwrap();
+    assert_close(
+        &out_chunks.view().into_dyn(),
+        &out.view().into_dyn(),
+        tol,
+        floor,
+        "chunked outputs",
+    );
+    for ((name, a), (_, b)) in s2.parts().into_iter().zip(last.parts()) {
+        assert_close(
+            &a.into_dyn(),
+            &b.into_dyn(),
+            tol,
+            floor,
+            &format!("chunked final {name}"),
+        );
+    }
+
+    let (w1, w2) = w_out.view().split_at(Axis(0), split);
+    let mut g = layer.zeros_like();
+    let (dx2, d_s1) = layer.backward(&tape2, w2, Some(&w_final), &mut g).unwrap();
+    let (dx1, d0) = layer.backward(&tape1, w1, Some(&d_s1), &mut g).unwrap();
+    let dx = ndarray::concatenate(Axis(0), &[dx1.view(), dx2.view()]).unwrap();
+    assert_close(
+        &dx.view().into_dyn(),
+        &dx_full.view().into_dyn(),
+        tol,
+        floor,
+        "chunked dx",
+    );
+    for ((name, a), (_, b)) in d0.parts().into_iter().zip(d0_full.parts()) {
+        assert_close(
+            &a.into_dyn(),
+            &b.into_dyn(),
+            tol,
+            floor,
+            &format!("chunked d_init.{name}"),
+        );
+    }
+    for ((name, a), (_, b)) in g.named_arrays().into_iter().zip(g_full.named_arrays()) {
+        assert_close(&a, &b, tol, floor, &format!("chunked {name}"));
+    }
+
+    // Cut at the border: the first chunk no longer sees the second chunk's loss.
+    let mut g_cut = layer.zeros_like();
+    let (dx1_cut, _) = layer.backward(&tape1, w1, None, &mut g_cut).unwrap();
+    let diff: f64 = (&dx1_cut - &dx1).iter().map(|v| v.as_f64().abs()).sum();
+    assert!(
+        diff > 1e-3,
+        "cutting the gradient must change the first chunk's dx"
+    );
+}
+
+#[test]
+fn truncated_bptt_chains_rnn() {
+    chunks_chain(
+        RnnCell::<f64>::new(I, H, Nonlinearity::Tanh, &mut rng(5)).unwrap(),
+        F64_TOL,
+        5,
+    );
+    chunks_chain(
+        RnnCell::<f32>::new(I, H, Nonlinearity::Relu, &mut rng(6)).unwrap(),
+        F32_TOL,
+        6,
+    );
+}
+
+#[test]
+fn truncated_bptt_chains_lstm() {
+    chunks_chain(LstmCell::<f64>::new(I, H, &mut rng(7)).unwrap(), F64_TOL, 7);
+    chunks_chain(LstmCell::<f32>::new(I, H, &mut rng(8)).unwrap(), F32_TOL, 8);
+}
+
+/// Gradients accumulate: two backward passes into one buffer give twice one pass.
+#[test]
+fn backward_accumulates_into_grads() {
+    let layer = Recurrent::new(LstmCell::<f64>::new(I, H, &mut rng(9)).unwrap());
+    let x: Array3<f64> = randn3((T, B, I), 1.0, &mut rng(10));
+    let (out, _, tape) = layer.forward(x.view(), None).unwrap();
+    let d = Array3::ones(out.dim());
+    let mut once = layer.zeros_like();
+    layer.backward(&tape, d.view(), None, &mut once).unwrap();
+    let mut twice = layer.zeros_like();
+    layer.backward(&tape, d.view(), None, &mut twice).unwrap();
+    layer.backward(&tape, d.view(), None, &mut twice).unwrap();
+    once.scale(2.0);
+    for ((n, a), (_, b)) in twice.named_arrays().into_iter().zip(once.named_arrays()) {
+        assert_close(&a, &b, 1e-14, 1e-12, &n);
+    }
+}
+
+/// Elman RNN, I = H = 1, tanh, w_ih = 0.5, w_hh = −0.3, b_ih = 0.1, b_hh = 0.2, h0 = 0.4,
+/// x = [1, 2], loss L = h2.
+///
+/// ```text
+/// p1 = 0.5·1 + 0.1 − 0.3·0.4 + 0.2 = 0.68           h1 = tanh(0.68) = 0.5915193954318164
+/// p2 = 0.5·2 + 0.1 − 0.3·h1 + 0.2 = 1.12254418137   h2 = tanh(p2)   = 0.8084520490142135
+/// d2 = 1 − h2² = 0.34640528444       dx2 = 0.5·d2 = 0.17320264222235987
+/// d1 = −0.3·d2·(1 − h1²)             dx1 = 0.5·d1 = −0.03377996097529723
+/// dh0 = −0.3·d1 = 0.020267976585178336
+/// dw_hh = d2·h1 + d1·h0 = 0.17788147564888923   dw_ih = 2·d2 + 1·d1 = 0.625250646938845
+/// db_ih = db_hh = d2 + d1 = 0.2788453624941253
+/// ```
+#[test]
+fn rnn_hand_computed_1x1() {
+    let w = CellWeights {
+        weight_ih: arr2(&[[0.5]]),
+        weight_hh: arr2(&[[-0.3]]),
+        bias_ih: Some(arr1(&[0.1])),
+        bias_hh: Some(arr1(&[0.2])),
+    };
+    let layer = Recurrent::new(RnnCell::<f64>::from_weights(w, Nonlinearity::Tanh).unwrap());
+    let x = Array3::from_shape_vec((2, 1, 1), vec![1.0, 2.0]).unwrap();
+    let h0 = arr2(&[[0.4]]);
+    let (out, last, tape) = layer.forward(x.view(), Some(&h0)).unwrap();
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-15, "{a} vs {b}");
+    close(out[(0, 0, 0)], 0.5915193954318164);
+    close(out[(1, 0, 0)], 0.8084520490142135);
+    close(last[(0, 0)], 0.8084520490142135);
+    // L = h2: the gradient reaches the final state only.
+    let mut g = layer.zeros_like();
+    let (dx, dh0) = layer
+        .backward(
+            &tape,
+            Array3::zeros((2, 1, 1)).view(),
+            Some(&arr2(&[[1.0]])),
+            &mut g,
+        )
+        .unwrap();
+    close(dx[(1, 0, 0)], 0.17320264222235987);
+    close(dx[(0, 0, 0)], -0.03377996097529723);
+    close(dh0[(0, 0)], 0.020267976585178336);
+    let w = g.cell().weights();
+    close(w.weight_hh[(0, 0)], 0.17788147564888923);
+    close(w.weight_ih[(0, 0)], 0.625250646938845);
+    close(w.bias_ih.as_ref().unwrap()[0], 0.2788453624941253);
+    close(w.bias_hh.as_ref().unwrap()[0], 0.2788453624941253);
+}
+
+/// LSTM, I = H = 1, one step. Gate rows in PyTorch order i, f, g, o:
+/// w_ih = [0.1, 0.2, 0.3, 0.4], w_hh = [−0.1, 0.5, −0.2, 0.3], b_ih = [0, 1, 0, 0],
+/// b_hh = [0.05, 0, −0.05, 0.1], x = 2, h0 = 0.5, c0 = −1; loss L = h1 + c1.
+///
+/// ```text
+/// pre = w_ih·x + b_ih + w_hh·h0 + b_hh = [0.2, 1.65, 0.45, 1.05]
+/// i = σ(0.2) = 0.549834   f = σ(1.65) = 0.838891   g = tanh(0.45) = 0.421899   o = σ(1.05) = 0.740775
+/// c1 = f·c0 + i·g = −0.6069166339046448          h1 = o·tanh(c1) = −0.40146517710087626
+/// dc1 = 1 + o·(1 − tanh²(c1));  dc0 = dc1·f = 1.2777985485641323
+/// dh0 = Σ_k dpre_k·w_hh[k] = −0.2877460107869725,  dx = Σ_k dpre_k·w_ih[k] = 0.13963494185264486
+/// ```
+#[test]
+fn lstm_hand_computed_1x1() {
+    let w = CellWeights {
+        weight_ih: arr2(&[[0.1], [0.2], [0.3], [0.4]]),
+        weight_hh: arr2(&[[-0.1], [0.5], [-0.2], [0.3]]),
+        bias_ih: Some(arr1(&[0.0, 1.0, 0.0, 0.0])),
+        bias_hh: Some(arr1(&[0.05, 0.0, -0.05, 0.1])),
+    };
+    let cell = LstmCell::<f64>::from_weights(w).unwrap();
+    let state = LstmState {
+        h: arr2(&[[0.5]]),
+        c: arr2(&[[-1.0]]),
+    };
+    let (next, cache) = cell.step(arr2(&[[2.0]]).view(), &state);
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-15, "{a} vs {b}");
+    close(next.c[(0, 0)], -0.6069166339046448);
+    close(next.h[(0, 0)], -0.40146517710087626);
+    let mut g = cell.zeros_like();
+    let d = LstmState {
+        h: arr2(&[[1.0]]),
+        c: arr2(&[[1.0]]),
+    };
+    let (dx, d_prev) = cell.backward_step(&cache, &d, &mut g);
+    close(d_prev.c[(0, 0)], 1.2777985485641323);
+    close(d_prev.h[(0, 0)], -0.2877460107869725);
+    close(dx[(0, 0)], 0.13963494185264486);
+}
+
+/// Same weights in f32: the same numbers to f32 precision.
+#[test]
+fn lstm_hand_computed_1x1_f32() {
+    let w = CellWeights {
+        weight_ih: arr2(&[[0.1f32], [0.2], [0.3], [0.4]]),
+        weight_hh: arr2(&[[-0.1f32], [0.5], [-0.2], [0.3]]),
+        bias_ih: Some(arr1(&[0.0f32, 1.0, 0.0, 0.0])),
+        bias_hh: Some(arr1(&[0.05f32, 0.0, -0.05, 0.1])),
+    };
+    let layer = Recurrent::new(LstmCell::<f32>::from_weights(w).unwrap());
+    let x = Array3::from_elem((1, 1, 1), 2.0f32);
+    let init = LstmState {
+        h: arr2(&[[0.5f32]]),
+        c: arr2(&[[-1.0f32]]),
+    };
+    let (_, last, _) = layer.forward(x.view(), Some(&init)).unwrap();
+    assert!((last.c[(0, 0)] - (-0.606_916_6)).abs() < 1e-6);
+    assert!((last.h[(0, 0)] - (-0.401_465_2)).abs() < 1e-6);
+}
+
+/// A zero initial state is what `None` means.
+#[test]
+fn none_init_is_zero_state() {
+    let layer = Recurrent::new(LstmCell::<f64>::new(I, H, &mut rng(11)).unwrap());
+    let x: Array3<f64> = randn3((T, B, I), 1.0, &mut rng(12));
+    let (a, _) = layer.infer(x.view(), None).unwrap();
+    let (b, _) = layer
+        .infer(x.view(), Some(&LstmState::zeros(B, H)))
+        .unwrap();
+    assert_eq!(a, b);
+    let rnn = Recurrent::new(RnnCell::<f64>::new(I, H, Nonlinearity::Tanh, &mut rng(13)).unwrap());
+    let (a, _) = rnn.infer(x.view(), None).unwrap();
+    let (b, _) = rnn.infer(x.view(), Some(&Array2::zeros((B, H)))).unwrap();
+    assert_eq!(a, b);
+}
+
+/// Non-standard memory layouts (a transposed view of the input) give the same result.
+#[test]
+fn non_contiguous_input() {
+    let layer = Recurrent::new(LstmCell::<f64>::new(I, H, &mut rng(14)).unwrap());
+    let x: Array3<f64> = randn3((T, B, I), 1.0, &mut rng(15));
+    let bt = x
+        .clone()
+        .permuted_axes([1, 0, 2])
+        .as_standard_layout()
+        .into_owned(); // (B, T, I)
+    let view = bt.view().permuted_axes([1, 0, 2]); // (T, B, I), not contiguous
+    let (a, _) = layer.infer(x.view(), None).unwrap();
+    let (b, _) = layer.infer(view, None).unwrap();
+    assert_eq!(a, b);
+}
