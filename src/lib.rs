@@ -86,3 +86,8 @@ pub use linear::{Linear, LinearTape};
 pub use loss::mse_loss;
 pub use params::Params;
 pub use recurrent::{Forward, Recurrent, Tape};
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

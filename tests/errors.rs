@@ -1,0 +1,326 @@
+//! Every documented error: bad input returns `Err` with a message that says what was expected and
+//! what came — never a panic.
+
+mod common;
+
+use common::*;
+use ndarray::{arr1, arr2, Array1, Array2, Array3};
+use recurrent::optim::{clip_grad_norm, AdamConfig, SgdConfig};
+use recurrent::{
+    mse_loss, CellWeights, Error, Linear, LstmCell, LstmState, Nonlinearity, Params, Recurrent,
+    RnnCell,
+};
+
+fn lstm(i: usize, h: usize) -> Recurrent<LstmCell<f64>> {
+    Recurrent::new(LstmCell::new(i, h, &mut rng(0)).unwrap())
+}
+
+fn msg<T: std::fmt::Debug>(r: recurrent::Result<T>) -> (Error, String) {
+    let e = r.expect_err("expected an error");
+    let m = e.to_string();
+    (e, m)
+}
+
+#[test]
+fn input_with_wrong_feature_count() {
+    let layer = lstm(16, 4);
+    let x = Array3::<f64>::zeros((5, 2, 17));
+    let (e, m) = msg(layer.forward(x.view(), None));
+    assert!(matches!(e, Error::Shape { .. }));
+    assert!(m.contains("17 features given, the layer expects 16"), "{m}");
+    assert!(m.contains("[5, 2, 17]"), "{m}");
+    assert!(layer.infer(x.view(), None).is_err());
+}
+
+#[test]
+fn empty_sequence_or_batch() {
+    let layer = lstm(3, 4);
+    for shape in [(0, 2, 3), (4, 0, 3)] {
+        let (e, m) = msg(layer.forward(Array3::<f64>::zeros(shape).view(), None));
+        assert!(matches!(e, Error::Shape { .. }), "{m}");
+        assert!(m.contains("T ≥ 1 and B ≥ 1"), "{m}");
+    }
+}
+
+#[test]
+fn initial_state_with_wrong_shape() {
+    let layer = lstm(3, 4);
+    let x = Array3::<f64>::zeros((5, 2, 3));
+    let bad_h = LstmState {
+        h: Array2::zeros((3, 4)),
+        c: Array2::zeros((2, 4)),
+    };
+    let (_, m) = msg(layer.forward(x.view(), Some(&bad_h)));
+    assert!(
+        m.starts_with("init.h has shape [3, 4], expected (2, 4)"),
+        "{m}"
+    );
+    let bad_c = LstmState {
+        h: Array2::zeros((2, 4)),
+        c: Array2::zeros((2, 5)),
+    };
+    let (_, m) = msg(layer.infer(x.view(), Some(&bad_c)));
+    assert!(m.starts_with("init.c has shape [2, 5]"), "{m}");
+
+    let rnn = Recurrent::new(RnnCell::<f64>::new(3, 4, Nonlinearity::Tanh, &mut rng(1)).unwrap());
+    let (_, m) = msg(rnn.forward(x.view(), Some(&Array2::zeros((2, 3)))));
+    assert!(m.contains("init.h"), "{m}");
+}
+
+#[test]
+fn backward_with_wrong_gradient_shapes() {
+    let layer = lstm(3, 4);
+    let x = Array3::<f64>::zeros((5, 2, 3));
+    let (_, _, tape) = layer.forward(x.view(), None).unwrap();
+    let mut grads = layer.zeros_like();
+    let (_, m) = msg(layer.backward(&tape, Array3::zeros((4, 2, 4)).view(), None, &mut grads));
+    assert!(
+        m.starts_with("d_output has shape [4, 2, 4], expected (5, 2, 4)"),
+        "{m}"
+    );
+    let bad = LstmState {
+        h: Array2::zeros((2, 4)),
+        c: Array2::zeros((1, 4)),
+    };
+    let (_, m) = msg(layer.backward(
+        &tape,
+        Array3::zeros((5, 2, 4)).view(),
+        Some(&bad),
+        &mut grads,
+    ));
+    assert!(m.starts_with("d_final.c has shape [1, 4]"), "{m}");
+    // Nothing was accumulated by the failed calls.
+    assert_eq!(grads.global_norm(), 0.0);
+}
+
+#[test]
+fn backward_with_mismatched_grads_or_tape() {
+    let layer = lstm(3, 4);
+    let other = lstm(3, 5);
+    let x = Array3::<f64>::zeros((5, 2, 3));
+    let (_, _, tape) = layer.forward(x.view(), None).unwrap();
+    let mut wrong = other.zeros_like();
+    let (e, m) = msg(layer.backward(&tape, Array3::zeros((5, 2, 4)).view(), None, &mut wrong));
+    assert!(matches!(e, Error::Mismatch(_)), "{m}");
+    assert!(m.contains("weight_ih_l0"), "{m}");
+    let (_, _, other_tape) = other.forward(x.view(), None).unwrap();
+    let mut grads = layer.zeros_like();
+    let (e, m) = msg(layer.backward(
+        &other_tape,
+        Array3::zeros((5, 2, 4)).view(),
+        None,
+        &mut grads,
+    ));
+    assert!(matches!(e, Error::Mismatch(_)), "{m}");
+    assert!(m.contains("hidden_size 5"), "{m}");
+}
+
+#[test]
+fn weights_that_do_not_fit() {
+    let ok = || CellWeights::<f64> {
+        weight_ih: Array2::zeros((8, 3)),
+        weight_hh: Array2::zeros((8, 2)),
+        bias_ih: Some(Array1::zeros(8)),
+        bias_hh: Some(Array1::zeros(8)),
+    };
+    assert!(LstmCell::from_weights(ok()).is_ok());
+    // weight_hh must be (4H, H).
+    let (_, m) = msg(RnnCell::from_weights(ok(), Nonlinearity::Tanh));
+    assert!(
+        m.starts_with("weight_hh has shape [8, 2], expected (1·H, H)"),
+        "{m}"
+    );
+    let mut w = ok();
+    w.weight_ih = Array2::zeros((7, 3));
+    let (_, m) = msg(LstmCell::from_weights(w));
+    assert!(
+        m.starts_with("weight_ih has shape [7, 3], expected (8, I)"),
+        "{m}"
+    );
+    let mut w = ok();
+    w.bias_hh = Some(Array1::zeros(6));
+    let (_, m) = msg(LstmCell::from_weights(w));
+    assert!(m.starts_with("bias_hh has shape [6], expected (8)"), "{m}");
+    let mut w = ok();
+    w.bias_ih = None;
+    let (e, _) = msg(LstmCell::from_weights(w));
+    assert!(matches!(e, Error::InvalidConfig(_)));
+}
+
+#[test]
+fn zero_sizes() {
+    assert!(matches!(
+        LstmCell::<f32>::new(0, 4, &mut rng(0)),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        RnnCell::<f32>::new(3, 0, Nonlinearity::Relu, &mut rng(0)),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        Linear::<f32>::new(0, 1, &mut rng(0)),
+        Err(Error::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn linear_errors() {
+    let head = Linear::<f64>::new(4, 2, &mut rng(0)).unwrap();
+    let (_, m) = msg(head.forward(Array2::<f64>::zeros((3, 5)).view()));
+    assert!(
+        m.contains("the layer expects 4 features on the last axis"),
+        "{m}"
+    );
+    let (_, tape) = head.forward(Array2::<f64>::zeros((3, 4)).view()).unwrap();
+    let mut grads = head.zeros_like();
+    let (_, m) = msg(head.backward(&tape, Array2::zeros((3, 3)).view(), &mut grads));
+    assert!(
+        m.starts_with("d_y has shape [3, 3], expected [3, 2]"),
+        "{m}"
+    );
+    let (_, m) = msg(Linear::from_weights(
+        arr2(&[[1.0, 2.0]]),
+        Some(arr1(&[0.0, 0.0])),
+    ));
+    assert!(m.starts_with("bias has shape [2], expected (1)"), "{m}");
+    let mut wrong = Linear::<f64>::new(4, 3, &mut rng(0)).unwrap();
+    let (e, _) = msg(head.backward(&tape, Array2::zeros((3, 2)).view(), &mut wrong));
+    assert!(matches!(e, Error::Mismatch(_)));
+}
+
+#[test]
+fn mse_errors() {
+    let (_, m) = msg(mse_loss(
+        Array2::<f64>::zeros((2, 3)).view(),
+        Array2::zeros((3, 2)).view(),
+    ));
+    assert!(
+        m.starts_with("target has shape [3, 2], expected [2, 3]"),
+        "{m}"
+    );
+    let (e, _) = msg(mse_loss(
+        Array2::<f64>::zeros((0, 3)).view(),
+        Array2::zeros((0, 3)).view(),
+    ));
+    assert!(matches!(e, Error::InvalidConfig(_)));
+}
+
+#[test]
+fn invalid_optimizer_settings() {
+    let cases: Vec<(recurrent::Result<()>, &str)> = vec![
+        (
+            SgdConfig::<f64>::new(-0.1).build().map(|_| ()),
+            "lr must be finite and >= 0, got -0.1",
+        ),
+        (
+            SgdConfig::<f64>::new(f64::NAN).build().map(|_| ()),
+            "lr must be finite",
+        ),
+        (
+            SgdConfig::<f64>::new(0.1)
+                .with_momentum(-0.5)
+                .build()
+                .map(|_| ()),
+            "momentum",
+        ),
+        (
+            SgdConfig::<f64>::new(0.1)
+                .with_weight_decay(-1.0)
+                .build()
+                .map(|_| ()),
+            "weight_decay",
+        ),
+        (
+            SgdConfig::<f64>::new(0.1)
+                .with_nesterov(true)
+                .build()
+                .map(|_| ()),
+            "Nesterov momentum requires momentum > 0",
+        ),
+        (
+            SgdConfig::<f64>::new(0.1)
+                .with_momentum(0.9)
+                .with_dampening(0.1)
+                .with_nesterov(true)
+                .build()
+                .map(|_| ()),
+            "dampening = 0",
+        ),
+        (
+            AdamConfig::<f64>::new(-1.0).build().map(|_| ()),
+            "lr must be",
+        ),
+        (
+            AdamConfig::<f64>::new(1e-3)
+                .with_betas(1.0, 0.999)
+                .build()
+                .map(|_| ()),
+            "beta1 must be in [0, 1), got 1",
+        ),
+        (
+            AdamConfig::<f64>::new(1e-3)
+                .with_betas(0.9, -0.1)
+                .build()
+                .map(|_| ()),
+            "beta2 must be in [0, 1)",
+        ),
+        (
+            AdamConfig::<f64>::new(1e-3)
+                .with_eps(-1e-8)
+                .build()
+                .map(|_| ()),
+            "eps must be",
+        ),
+        (
+            AdamConfig::<f64>::new(1e-3)
+                .with_weight_decay(f64::INFINITY)
+                .build()
+                .map(|_| ()),
+            "weight_decay",
+        ),
+    ];
+    for (r, want) in cases {
+        let (e, m) = msg(r);
+        assert!(matches!(e, Error::InvalidConfig(_)), "{m}");
+        assert!(m.contains(want), "{m} should contain {want}");
+    }
+    let mut opt = SgdConfig::new(0.1).build().unwrap();
+    assert!(opt.set_learning_rate(-1.0).is_err());
+    assert_eq!(opt.learning_rate(), 0.1);
+}
+
+#[test]
+fn optimizer_with_mismatched_model() {
+    let mut opt = AdamConfig::new(1e-3).build().unwrap();
+    let mut a = lstm(3, 4);
+    let g_other = lstm(3, 5).zeros_like();
+    let (e, _) = msg(opt.step(&mut a, &g_other));
+    assert!(matches!(e, Error::Mismatch(_)));
+    let g = a.zeros_like();
+    opt.step(&mut a, &g).unwrap();
+    // After the first step the optimizer's state is tied to that layout.
+    let mut b = lstm(3, 5);
+    let gb = b.zeros_like();
+    let (e, m) = msg(opt.step(&mut b, &gb));
+    assert!(matches!(e, Error::Mismatch(_)), "{m}");
+    assert!(m.contains("optimizer's state"), "{m}");
+}
+
+#[test]
+fn clipping_errors() {
+    let mut g = lstm(2, 3).zeros_like();
+    assert!(matches!(
+        clip_grad_norm(&mut g, -1.0),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        clip_grad_norm(&mut g, f64::NAN),
+        Err(Error::InvalidConfig(_))
+    ));
+    g.arrays_mut()[0][[0, 0]] = f64::NAN;
+    g.arrays_mut()[1][[0, 0]] = 1.0;
+    let (e, m) = msg(clip_grad_norm(&mut g, 1.0));
+    assert!(matches!(e, Error::NonFinite(_)), "{m}");
+    // Left untouched.
+    assert_eq!(g.arrays()[1][[0, 0]], 1.0);
+}
