@@ -17,13 +17,17 @@ reordering fixtures never changes the contents of the others.
 
 Adding configurations
 ---------------------
-* Recurrent layers: append a ``LayerCase`` to ``LAYER_CASES``.  The generic
-  code already handles ``kind="gru"``, ``num_layers > 1``,
-  ``bidirectional=True`` and ``batch_first=True`` (weights are taken from the
+* Recurrent layers: append a ``LayerCase`` to ``LAYER_CASES`` (the original
+  single-layer files) or extend the grid in ``stacked_layer_cases()`` (the
+  multi-layer / bidirectional / GRU / variable-length files).  The generic
+  code handles ``kind="gru"``, ``num_layers > 1``, ``bidirectional=True``,
+  ``batch_first=True`` and packed sequences (weights are taken from the
   module's ``named_parameters()``, so names such as ``weight_hh_l1_reverse``
   appear automatically, and h0/c0 get shape ``(num_layers*num_dirs, B, H)``).
-  Packed sequences need extra keys (e.g. ``lengths``) -- add them in
-  ``make_layer_fixture`` behind a new ``LayerCase`` field.
+  A case with ``lengths`` set also stores a ``lengths`` tensor and a
+  ``packed`` metadata entry; with ``packed=True`` it runs the module through
+  ``pack_padded_sequence(..., enforce_sorted=False)`` /
+  ``pad_packed_sequence(..., total_length=T)``.
 * Optimizers: append an ``OptimCase`` to ``OPTIM_CASES``.
 * Clipping: extend ``CLIP_MAX_NORMS``.
 """
@@ -37,10 +41,11 @@ import struct
 import sys
 import zlib
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -121,7 +126,7 @@ def write_fixture(
 @dataclasses.dataclass(frozen=True)
 class LayerCase:
     name: str  # file stem, without the dtype suffix
-    kind: str  # "rnn_tanh" | "rnn_relu" | "lstm"   (later: "gru")
+    kind: str  # "rnn_tanh" | "rnn_relu" | "lstm" | "gru"
     bias: bool = True
     num_layers: int = 1
     bidirectional: bool = False
@@ -130,10 +135,26 @@ class LayerCase:
     B: int = 3
     I: int = 4
     H: int = 6
+    # Per-sequence lengths (one per batch entry).  None = legacy layout: no
+    # ``lengths`` tensor and no ``packed`` / ``param_names`` metadata (keeps
+    # the original single-layer files byte-identical).
+    lengths: Optional[Tuple[int, ...]] = None
+    # Run through pack_padded_sequence / pad_packed_sequence (needs lengths).
+    packed: bool = False
 
     @property
     def has_cell(self) -> bool:
         return self.kind == "lstm"
+
+    def __post_init__(self) -> None:
+        assert self.kind in ("rnn_tanh", "rnn_relu", "lstm", "gru"), self.kind
+        if self.packed:
+            assert self.lengths is not None, self.name
+        if self.lengths is not None:
+            assert len(self.lengths) == self.B, self.name
+            assert all(1 <= n <= self.T for n in self.lengths), self.name
+            if not self.packed:
+                assert all(n == self.T for n in self.lengths), self.name
 
 
 LAYER_CASES: List[LayerCase] = [
@@ -141,11 +162,57 @@ LAYER_CASES: List[LayerCase] = [
     LayerCase("rnn_relu", "rnn_relu"),
     LayerCase("lstm", "lstm"),
     LayerCase("lstm_nobias", "lstm", bias=False),
-    # Future, e.g.:
-    # LayerCase("gru", "gru"),
-    # LayerCase("lstm_bidir", "lstm", bidirectional=True),
-    # LayerCase("rnn_tanh_2layer", "rnn_tanh", num_layers=2),
+    # Multi-layer / bidirectional / GRU / variable-length files: see
+    # stacked_layer_cases() below.
 ]
+
+# Sizes and lengths of the stacked / bidirectional / variable-length grid.
+STACKED_SIZES = dict(T=5, B=3, I=4, H=3)
+# Deliberately unsorted, with one full-length sequence (exercises
+# enforce_sorted=False and the batch permutation of h0 / h_n).
+PACKED_LENGTHS = (4, 5, 2)
+STACKED_KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+STACKED_NUM_LAYERS = (1, 2, 3)
+
+
+def stacked_layer_cases() -> List[LayerCase]:
+    """``{kind}_{uni|bi}_{L}l_{full|packed}[_nobias]`` (dtype suffix added later)."""
+    T, B = STACKED_SIZES["T"], STACKED_SIZES["B"]
+    cases: List[LayerCase] = []
+    for kind in STACKED_KINDS:
+        for bidirectional in (False, True):
+            dirs = "bi" if bidirectional else "uni"
+            for num_layers in STACKED_NUM_LAYERS:
+                for packed in (False, True):
+                    mode = "packed" if packed else "full"
+                    cases.append(
+                        LayerCase(
+                            f"{kind}_{dirs}_{num_layers}l_{mode}",
+                            kind,
+                            num_layers=num_layers,
+                            bidirectional=bidirectional,
+                            lengths=PACKED_LENGTHS if packed else (T,) * B,
+                            packed=packed,
+                            **STACKED_SIZES,
+                        )
+                    )
+        # bias=False variant: 2-layer, bidirectional, packed.
+        cases.append(
+            LayerCase(
+                f"{kind}_bi_2l_packed_nobias",
+                kind,
+                bias=False,
+                num_layers=2,
+                bidirectional=True,
+                lengths=PACKED_LENGTHS,
+                packed=True,
+                **STACKED_SIZES,
+            )
+        )
+    return cases
+
+
+STACKED_LAYER_CASES: List[LayerCase] = stacked_layer_cases()
 
 
 def build_module(case: LayerCase, dtype: torch.dtype) -> nn.Module:
@@ -195,11 +262,24 @@ def make_layer_fixture(case: LayerCase, dtype_name: str, out_dir: Path) -> Path:
     d_h_n = randn(*state_shape)
     d_c_n = randn(*state_shape) if case.has_cell else None
 
-    if case.has_cell:
-        output, (h_n, c_n) = module(x, (h0, c0))
+    hx = (h0, c0) if case.has_cell else h0
+    if case.packed:
+        lengths = torch.tensor(case.lengths, dtype=torch.int64)
+        packed_x = pack_padded_sequence(
+            x, lengths, batch_first=case.batch_first, enforce_sorted=False
+        )
+        out_packed, state = module(packed_x, hx)
+        output, out_lengths = pad_packed_sequence(
+            out_packed, batch_first=case.batch_first, total_length=T
+        )
+        assert torch.equal(out_lengths, lengths), name
     else:
-        output, h_n = module(x, h0)
-        c_n = None
+        output, state = module(x, hx)
+    if case.has_cell:
+        h_n, c_n = state
+    else:
+        h_n, c_n = state, None
+    assert tuple(output.shape) == out_shape and tuple(h_n.shape) == state_shape, name
 
     loss = (output * d_output).sum() + (h_n * d_h_n).sum()
     if case.has_cell:
@@ -226,9 +306,19 @@ def make_layer_fixture(case: LayerCase, dtype_name: str, out_dir: Path) -> Path:
     tensors["grad.h0"] = h0.grad
     if case.has_cell:
         tensors["grad.c0"] = c0.grad
+    if case.lengths is not None:
+        tensors["lengths"] = torch.tensor(case.lengths, dtype=torch.int64)
 
     for k, v in tensors.items():
-        assert v is not None and v.dtype == dtype, (name, k)
+        want = torch.int64 if k == "lengths" else dtype
+        assert v is not None and v.dtype == want, (name, k)
+
+    if case.packed:
+        # Padded time steps: zero output, zero input gradient.
+        for b, n in enumerate(case.lengths):
+            pad_out = output[b, n:] if case.batch_first else output[n:, b]
+            pad_gx = x.grad[b, n:] if case.batch_first else x.grad[n:, b]
+            assert not pad_out.any() and not pad_gx.any(), (name, b)
 
     metadata = {
         # contract keys
@@ -246,6 +336,12 @@ def make_layer_fixture(case: LayerCase, dtype_name: str, out_dir: Path) -> Path:
         "batch_first": fmt_bool(case.batch_first),
         "seed": str(seed),
     }
+    if case.lengths is not None:
+        metadata["packed"] = fmt_bool(case.packed)
+        # safetensors stores tensors sorted by name, so record PyTorch's
+        # parameter registration order (== state_dict order) explicitly.
+        metadata["param_names"] = ",".join(pname for pname, _ in params)
+        assert [pname for pname, _ in params] == list(module.state_dict().keys()), name
     return write_fixture(out_dir, name, tensors, metadata)
 
 
@@ -409,7 +505,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     jobs: List[Callable[[], Path]] = []
-    for case in LAYER_CASES:
+    for case in LAYER_CASES + STACKED_LAYER_CASES:
         for dtype_name in DTYPES:
             jobs.append(lambda c=case, d=dtype_name: make_layer_fixture(c, d, out_dir))
     for ocase in OPTIM_CASES:
@@ -417,9 +513,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     jobs.append(lambda: make_clip_fixture(out_dir))
 
     print(f"torch {torch.__version__}; writing to {out_dir}")
+    total = 0
+    names = set()
     for job in jobs:
         path = job()
-        print(f"  {path.name:40s} {path.stat().st_size:7d} bytes")
+        assert path.name not in names, path.name
+        names.add(path.name)
+        size = path.stat().st_size
+        total += size
+        print(f"  {path.name:40s} {size:7d} bytes")
+    print(f"{len(names)} files, {total} bytes")
     return 0
 
 

@@ -79,7 +79,7 @@ pub mod optim;
 mod params;
 mod recurrent;
 
-pub use cell::{Cell, CellWeights, LstmCell, LstmState, Nonlinearity, RnnCell, State};
+pub use cell::{Cell, CellWeights, GruCell, LstmCell, LstmState, Nonlinearity, RnnCell, State};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use linear::{Linear, LinearTape};

@@ -2,7 +2,7 @@
 
 use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
 
-use crate::cell::{Cell, State};
+use crate::cell::{Cell, Schedule, State};
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
 use crate::params::{check_same_layout, Params};
@@ -165,7 +165,7 @@ impl<C> Recurrent<C> {
                 &zero
             }
         };
-        let (out, last, inner) = self.cell.forward_sequence(x, init);
+        let (out, last, inner) = self.cell.forward_sequence(x, init, Schedule::FORWARD);
         let tape = Tape {
             inner,
             steps,
@@ -194,9 +194,13 @@ impl<C> Recurrent<C> {
         match init {
             Some(s) => {
                 self.check_state(s, batch, "init")?;
-                Ok(self.cell.infer_sequence(x, s))
+                Ok(self.cell.infer_sequence(x, s, Schedule::FORWARD))
             }
-            None => Ok(self.cell.infer_sequence(x, &self.cell.zero_state(batch))),
+            None => {
+                Ok(self
+                    .cell
+                    .infer_sequence(x, &self.cell.zero_state(batch), Schedule::FORWARD))
+            }
         }
     }
 

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use ndarray::{Array2, Array3};
 use recurrent::{
-    mse_loss, Cell, CellWeights, Float, Linear, LstmCell, LstmState, Nonlinearity, Params,
+    mse_loss, Cell, CellWeights, Float, GruCell, Linear, LstmCell, LstmState, Nonlinearity, Params,
     Recurrent, RnnCell, State,
 };
 
@@ -131,6 +131,26 @@ fn lstm_f64() {
 #[test]
 fn lstm_without_bias_f64() {
     check(lstm::<f64>(false, 5), 50);
+}
+
+#[test]
+fn gru_f64() {
+    check(GruCell::<f64>::new(I, H, &mut rng(8)).unwrap(), 80);
+}
+
+#[test]
+fn gru_without_bias_f64() {
+    check(
+        GruCell::<f64>::with_bias(I, H, false, &mut rng(9)).unwrap(),
+        90,
+    );
+}
+
+#[test]
+fn gru_f32() {
+    let c32 = GruCell::<f32>::new(I, H, &mut rng(8)).unwrap();
+    let c64 = GruCell::from_weights(cast_weights(c32.weights())).unwrap();
+    check_f32(c32, c64, 80);
 }
 
 #[test]

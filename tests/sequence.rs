@@ -5,9 +5,10 @@ mod common;
 
 use common::*;
 use ndarray::{arr1, arr2, Array2, Array3, Axis};
-use recurrent::cell::{backward_steps, forward_steps};
+use recurrent::cell::{backward_steps, forward_steps, Schedule};
 use recurrent::{
-    Cell, CellWeights, Float, LstmCell, LstmState, Nonlinearity, Params, Recurrent, RnnCell, State,
+    Cell, CellWeights, Float, GruCell, LstmCell, LstmState, Nonlinearity, Params, Recurrent,
+    RnnCell, State,
 };
 
 const T: usize = 7;
@@ -23,62 +24,99 @@ const F32_TOL: (f64, f64) = (1e-5, 1e-1);
 
 /// The fast whole-sequence forward and backward equal chaining `step` / `backward_step`:
 /// outputs, final state, every parameter gradient, the input gradient and the initial-state
-/// gradient.
+/// gradient — forward and reversed, over full-length and padded batches.
 fn stepwise_equals_sequence<F: Float, C: Cell<F>>(cell: C, (tol, floor): (f64, f64), seed: u64) {
-    let mut r = rng(seed);
-    let x: Array3<F> = randn3((T, B, I), 1.0, &mut r);
-    let init: C::State = rand_state(B, H, 0.5, &mut r);
-    let (w_out, w_final) = loss_weights::<F, C::State>(T, B, H, seed + 1);
+    let lengths = [T, 3, 5];
+    for schedule in [
+        Schedule::FORWARD,
+        Schedule::REVERSE,
+        Schedule {
+            reverse: false,
+            lengths: Some(&lengths),
+        },
+        Schedule {
+            reverse: true,
+            lengths: Some(&lengths),
+        },
+    ] {
+        let label = format!("{schedule:?}");
+        let mut r = rng(seed);
+        let x: Array3<F> = randn3((T, B, I), 1.0, &mut r);
+        let init: C::State = rand_state(B, H, 0.5, &mut r);
+        let (w_out, w_final) = loss_weights::<F, C::State>(T, B, H, seed + 1);
 
-    let (out_seq, last_seq, tape) = cell.forward_sequence(x.view(), &init);
-    let (out_step, last_step, caches) = forward_steps(&cell, x.view(), &init);
-    assert_close(
-        &out_seq.view().into_dyn(),
-        &out_step.view().into_dyn(),
-        tol,
-        floor,
-        "outputs",
-    );
-    for ((name, a), (_, b)) in last_seq.parts().into_iter().zip(last_step.parts()) {
+        let (out_seq, last_seq, tape) = cell.forward_sequence(x.view(), &init, schedule);
+        let (out_step, last_step, caches) = forward_steps(&cell, x.view(), &init, schedule);
         assert_close(
-            &a.into_dyn(),
-            &b.into_dyn(),
+            &out_seq.view().into_dyn(),
+            &out_step.view().into_dyn(),
             tol,
             floor,
-            &format!("final {name}"),
+            &format!("{label} outputs"),
         );
-    }
+        for ((name, a), (_, b)) in last_seq.parts().into_iter().zip(last_step.parts()) {
+            assert_close(
+                &a.into_dyn(),
+                &b.into_dyn(),
+                tol,
+                floor,
+                &format!("{label} final {name}"),
+            );
+        }
 
-    let mut g_seq = cell.zeros_like();
-    let (dx_seq, d0_seq) = cell.backward_sequence(&tape, w_out.view(), &w_final, &mut g_seq);
-    let mut g_step = cell.zeros_like();
-    let (dx_step, d0_step) = backward_steps(&cell, &caches, w_out.view(), &w_final, &mut g_step);
-    assert_close(
-        &dx_seq.view().into_dyn(),
-        &dx_step.view().into_dyn(),
-        tol,
-        floor,
-        "dx",
-    );
-    for ((name, a), (_, b)) in d0_seq.parts().into_iter().zip(d0_step.parts()) {
+        let mut g_seq = cell.zeros_like();
+        let (dx_seq, d0_seq) = cell.backward_sequence(&tape, w_out.view(), &w_final, &mut g_seq);
+        let mut g_step = cell.zeros_like();
+        let (dx_step, d0_step) = backward_steps(
+            &cell,
+            &caches,
+            w_out.view(),
+            &w_final,
+            schedule,
+            &mut g_step,
+        );
         assert_close(
-            &a.into_dyn(),
-            &b.into_dyn(),
+            &dx_seq.view().into_dyn(),
+            &dx_step.view().into_dyn(),
             tol,
             floor,
-            &format!("d_init.{name}"),
+            &format!("{label} dx"),
         );
-    }
-    for ((name, a), (_, b)) in g_seq.named_arrays().into_iter().zip(g_step.named_arrays()) {
-        assert_close(&a, &b, tol, floor, &name);
-    }
-    assert!(g_seq.global_norm() > 0.0);
+        for ((name, a), (_, b)) in d0_seq.parts().into_iter().zip(d0_step.parts()) {
+            assert_close(
+                &a.into_dyn(),
+                &b.into_dyn(),
+                tol,
+                floor,
+                &format!("{label} d_init.{name}"),
+            );
+        }
+        for ((name, a), (_, b)) in g_seq.named_arrays().into_iter().zip(g_step.named_arrays()) {
+            assert_close(&a, &b, tol, floor, &format!("{label} {name}"));
+        }
+        assert!(g_seq.global_norm() > 0.0);
 
-    // Inference gives the same numbers as the training forward.
-    let (out_inf, last_inf) = cell.infer_sequence(x.view(), &init);
-    assert_eq!(out_inf, out_seq);
-    for ((_, a), (_, b)) in last_inf.parts().into_iter().zip(last_seq.parts()) {
-        assert_eq!(a, b);
+        // Inference gives the same numbers as the training forward.
+        let (out_inf, last_inf) = cell.infer_sequence(x.view(), &init, schedule);
+        assert_eq!(out_inf, out_seq, "{label}");
+        for ((_, a), (_, b)) in last_inf.parts().into_iter().zip(last_seq.parts()) {
+            assert_eq!(a, b, "{label}");
+        }
+        // Padded steps output zeros and take no input gradient.
+        if let Some(l) = schedule.lengths {
+            for (b, &len) in l.iter().enumerate() {
+                for t in len..T {
+                    assert!(out_seq
+                        .slice(ndarray::s![t, b, ..])
+                        .iter()
+                        .all(|v| *v == F::zero()));
+                    assert!(dx_seq
+                        .slice(ndarray::s![t, b, ..])
+                        .iter()
+                        .all(|v| *v == F::zero()));
+                }
+            }
+        }
     }
 }
 
@@ -107,6 +145,25 @@ fn stepwise_equals_sequence_rnn_relu() {
         RnnCell::<f32>::new(I, H, Nonlinearity::Relu, &mut rng(2)).unwrap(),
         F32_TOL,
         2,
+    );
+}
+
+#[test]
+fn stepwise_equals_sequence_gru() {
+    stepwise_equals_sequence(
+        GruCell::<f64>::new(I, H, &mut rng(21)).unwrap(),
+        F64_TOL,
+        21,
+    );
+    stepwise_equals_sequence(
+        GruCell::<f32>::new(I, H, &mut rng(21)).unwrap(),
+        F32_TOL,
+        21,
+    );
+    stepwise_equals_sequence(
+        GruCell::<f64>::with_bias(I, H, false, &mut rng(22)).unwrap(),
+        F64_TOL,
+        22,
     );
 }
 

@@ -8,14 +8,22 @@
 //! sequence path until it has a faster one).
 //!
 //! All cells share PyTorch's parameter layout, [`CellWeights`]: `weight_ih (G·H, I)`,
-//! `weight_hh (G·H, H)`, `bias_ih (G·H)`, `bias_hh (G·H)`, with `G` gates stacked along the rows.
+//! `weight_hh (G·H, H)`, `bias_ih (G·H)`, `bias_hh (G·H)`, with `G` gates stacked along the rows
+//! (1 for [`RnnCell`], 4 for [`LstmCell`], 3 for [`GruCell`]).
+//!
+//! A [`Schedule`] says in which direction a sequence is walked and where each sequence of a
+//! padded batch ends (PyTorch's packed-sequence semantics).
 
+mod engine;
+mod gru;
 mod lstm;
 mod rnn;
 mod weights;
 
-pub use lstm::{LstmCell, LstmState, LstmStepCache, LstmTape};
-pub use rnn::{Nonlinearity, RnnCell, RnnStepCache, RnnTape};
+pub use engine::{Schedule, SequenceTape, StepCache};
+pub use gru::GruCell;
+pub use lstm::{LstmCell, LstmState};
+pub use rnn::{Nonlinearity, RnnCell};
 pub use weights::CellWeights;
 
 use std::fmt::Debug;
@@ -117,17 +125,20 @@ pub trait Cell<F: Float>: Params<F> {
         grads: &mut Self,
     ) -> (Array2<F>, Self::State);
 
-    /// Runs the whole sequence `x` `(T, B, I)` from `init`; returns the outputs `(T, B, H)` (the
-    /// hidden state after every step), the final state and the tape for
-    /// [`Cell::backward_sequence`].
+    /// Runs the whole sequence `x` `(T, B, I)` from `init` in the order `schedule` gives; returns
+    /// the outputs `(T, B, H)` (the hidden state after every step, in time order, zero at padded
+    /// steps), the final state (each sequence's state after its last processed real step) and the
+    /// tape for [`Cell::backward_sequence`].
     ///
     /// # Panics
     ///
-    /// If `x` is not `(T, B, I)` or a part of `init` is not `(B, H)`.
+    /// If `x` is not `(T, B, I)`, a part of `init` is not `(B, H)`, or `schedule.lengths` does not
+    /// hold `B` lengths in `1..=T`.
     fn forward_sequence(
         &self,
         x: ArrayView3<'_, F>,
         init: &Self::State,
+        schedule: Schedule<'_>,
     ) -> (Array3<F>, Self::State, Self::Tape);
 
     /// Like [`Cell::forward_sequence`] but keeps no tape (inference).
@@ -135,13 +146,19 @@ pub trait Cell<F: Float>: Params<F> {
     /// # Panics
     ///
     /// As [`Cell::forward_sequence`].
-    fn infer_sequence(&self, x: ArrayView3<'_, F>, init: &Self::State) -> (Array3<F>, Self::State);
+    fn infer_sequence(
+        &self,
+        x: ArrayView3<'_, F>,
+        init: &Self::State,
+        schedule: Schedule<'_>,
+    ) -> (Array3<F>, Self::State);
 
     /// Backpropagation through time over the sequence recorded in `tape`.
     ///
-    /// `d_output` `(T, B, H)` is the gradient of the loss with respect to the outputs and `d_final`
-    /// with respect to the final state (zeros if the loss does not use it). Adds the parameter
-    /// gradients into `grads`; returns `(dx (T, B, I), d_init)`.
+    /// `d_output` `(T, B, H)` is the gradient of the loss with respect to the outputs (ignored at
+    /// padded steps) and `d_final` with respect to the final state (zeros if the loss does not use
+    /// it). Adds the parameter gradients into `grads`; returns `(dx (T, B, I), d_init)`; `dx` is
+    /// zero at padded steps.
     ///
     /// # Panics
     ///
@@ -155,10 +172,23 @@ pub trait Cell<F: Float>: Params<F> {
     ) -> (Array3<F>, Self::State);
 }
 
-/// The reference sequence loop: calls [`Cell::step`] once per time step.
+/// `dst[r] = src[r]` for every part of the state and every row `r` with `rows(r)`.
+fn copy_rows<F: Float, S: State<F>>(dst: &mut S, src: &S, rows: impl Fn(usize) -> bool) {
+    for (mut d, (_, s)) in dst.parts_mut().into_iter().zip(src.parts()) {
+        for r in 0..d.nrows() {
+            if rows(r) {
+                d.row_mut(r).assign(&s.row(r));
+            }
+        }
+    }
+}
+
+/// The reference sequence loop: calls [`Cell::step`] once per time step, in the order of
+/// `schedule`, and applies the padding rule row by row (a padded row keeps its state and outputs
+/// zero).
 ///
-/// Returns the outputs `(T, B, H)`, the final state and the per-step caches for
-/// [`backward_steps`]. Gives the same numbers as [`Cell::forward_sequence`] (up to rounding).
+/// Returns the outputs `(T, B, H)`, the final state and the per-step caches (in processing order)
+/// for [`backward_steps`]. Gives the same numbers as [`Cell::forward_sequence`] (up to rounding).
 ///
 /// # Panics
 ///
@@ -167,21 +197,28 @@ pub fn forward_steps<F: Float, C: Cell<F>>(
     cell: &C,
     x: ArrayView3<'_, F>,
     init: &C::State,
+    schedule: Schedule<'_>,
 ) -> (Array3<F>, C::State, Vec<C::StepCache>) {
     let (steps, batch, _) = x.dim();
     let mut out = Array3::zeros((steps, batch, cell.hidden_size()));
     let mut caches = Vec::with_capacity(steps);
     let mut state = init.clone();
-    for (t, xt) in x.axis_iter(Axis(0)).enumerate() {
-        let (next, cache) = cell.step(xt, &state);
-        out.index_axis_mut(Axis(0), t).assign(&next.h());
+    for s in 0..steps {
+        let t = schedule.time(s, steps);
+        let (mut next, cache) = cell.step(x.index_axis(Axis(0), t), &state);
+        copy_rows(&mut next, &state, |r| !schedule.active(t, r));
+        let mut out_t = out.index_axis_mut(Axis(0), t);
+        for r in (0..batch).filter(|&r| schedule.active(t, r)) {
+            out_t.row_mut(r).assign(&next.h().row(r));
+        }
         caches.push(cache);
         state = next;
     }
     (out, state, caches)
 }
 
-/// The reference backward loop: calls [`Cell::backward_step`] from the last step to the first.
+/// The reference backward loop: calls [`Cell::backward_step`] from the last processed step to the
+/// first, with the padding rule applied row by row (gradients pass a padded row unchanged).
 ///
 /// `d_output` is `(T, B, H)`, `d_final` the gradient of the final state. Adds parameter gradients
 /// into `grads`; returns `(dx (T, B, I), d_init)`.
@@ -194,18 +231,28 @@ pub fn backward_steps<F: Float, C: Cell<F>>(
     caches: &[C::StepCache],
     d_output: ArrayView3<'_, F>,
     d_final: &C::State,
+    schedule: Schedule<'_>,
     grads: &mut C,
 ) -> (Array3<F>, C::State) {
     let (steps, batch, _) = d_output.dim();
     assert_eq!(caches.len(), steps, "one cache per time step");
     let mut dx = Array3::zeros((steps, batch, cell.input_size()));
     let mut d_state = d_final.clone();
-    for t in (0..steps).rev() {
+    let zero = C::State::zeros(batch, cell.hidden_size());
+    for s in (0..steps).rev() {
+        let t = schedule.time(s, steps);
+        let active = |r: usize| schedule.active(t, r);
+        let mut d_in = d_state.clone();
+        copy_rows(&mut d_in, &zero, |r| !active(r));
         {
-            let mut dh = d_state.h_mut();
-            dh += &d_output.index_axis(Axis(0), t);
+            let mut dh = d_in.h_mut();
+            for r in (0..batch).filter(|&r| active(r)) {
+                let mut row = dh.row_mut(r);
+                row += &d_output.index_axis(Axis(0), t).row(r);
+            }
         }
-        let (dxt, d_prev) = cell.backward_step(&caches[t], &d_state, grads);
+        let (dxt, mut d_prev) = cell.backward_step(&caches[s], &d_in, grads);
+        copy_rows(&mut d_prev, &d_state, |r| !active(r));
         dx.index_axis_mut(Axis(0), t).assign(&dxt);
         d_state = d_prev;
     }

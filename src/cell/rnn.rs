@@ -1,9 +1,9 @@
 //! The Elman RNN cell (`torch.nn.RNN`), with tanh or ReLU.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, Axis, Zip};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD};
 use rand::Rng;
 
+use super::engine::{self, Kernel, Schedule, SequenceTape, StepCache};
 use super::weights::CellWeights;
 use super::Cell;
 use crate::error::Result;
@@ -59,12 +59,13 @@ impl Nonlinearity {
 /// ```
 /// use ndarray::Array3;
 /// use rand::SeedableRng;
+/// use recurrent::cell::Schedule;
 /// use recurrent::{Cell, Nonlinearity, RnnCell};
 ///
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
 /// let cell = RnnCell::<f32>::new(2, 3, Nonlinearity::Relu, &mut rng)?;
 /// let x = Array3::<f32>::ones((5, 4, 2)); // (T, B, I)
-/// let (out, h_last) = cell.infer_sequence(x.view(), &cell.zero_state(4));
+/// let (out, h_last) = cell.infer_sequence(x.view(), &cell.zero_state(4), Schedule::FORWARD);
 /// assert_eq!(out.dim(), (5, 4, 3));
 /// assert!(out.iter().all(|&v| v >= 0.0));
 /// assert_eq!(h_last, out.index_axis(ndarray::Axis(0), 4));
@@ -76,21 +77,50 @@ pub struct RnnCell<F: Float> {
     nonlinearity: Nonlinearity,
 }
 
-/// What [`RnnCell::step`](Cell::step) saves for the backward step.
-#[derive(Debug, Clone)]
-pub struct RnnStepCache<F: Float> {
-    x: Array2<F>,
-    h_prev: Array2<F>,
-    h: Array2<F>,
-}
+/// The Elman RNN's element-wise kernel.
+struct RnnKernel(Nonlinearity);
 
-/// What [`RnnCell::forward_sequence`](Cell::forward_sequence) saves for BPTT.
-#[derive(Debug, Clone)]
-pub struct RnnTape<F: Float> {
-    /// Inputs `(T·B, I)`.
-    x: Array2<F>,
-    /// Hidden states `(T+1, B, H)`, `h0` first.
-    hs: Array3<F>,
+impl<F: Float> Kernel<F> for RnnKernel {
+    const GATES: usize = 1;
+    const HAS_C: bool = false;
+    const HAS_AUX: bool = false;
+    const SEPARATE_REC: bool = false;
+
+    #[inline]
+    fn forward_row(
+        &self,
+        g: &mut [F],
+        _: &[F],
+        _: &[F],
+        _: &[F],
+        h: &mut [F],
+        _: &mut [F],
+        _: &mut [F],
+    ) {
+        for (g, h) in g.iter_mut().zip(h) {
+            *g = self.0.apply(*g);
+            *h = *g;
+        }
+    }
+
+    #[inline]
+    fn backward_row(
+        &self,
+        g: &[F],
+        _aux: &[F],
+        _h_prev: &[F],
+        _c_prev: &[F],
+        dh: &[F],
+        _dc: &mut [F],
+        d_pre: &mut [F],
+        _d_rec: &mut [F],
+        dh_direct: &mut [F],
+    ) {
+        for j in 0..g.len() {
+            d_pre[j] = dh[j] * self.0.derivative_from_output(g[j]);
+            dh_direct[j] = F::zero();
+        }
+    }
 }
 
 impl<F: Float> RnnCell<F> {
@@ -157,39 +187,8 @@ impl<F: Float> RnnCell<F> {
         self.nonlinearity
     }
 
-    /// Runs the sequence and returns all hidden states `(T+1, B, H)` (`h0` first) and the
-    /// inputs as `(T·B, I)`.
-    #[track_caller]
-    fn run(&self, x: ArrayView3<'_, F>, init: &Array2<F>) -> (Array3<F>, Array2<F>) {
-        let (steps, batch, input) = x.dim();
-        assert_eq!(input, self.input_size(), "x must be (T, B, I)");
-        let hidden = self.hidden_size();
-        assert_eq!(init.dim(), (batch, hidden), "init must be (B, H)");
-        let x2 = x
-            .as_standard_layout()
-            .into_shape_with_order((steps * batch, input))
-            .expect("standard layout reshapes")
-            .into_owned();
-        let mut pre = Array2::zeros((steps * batch, hidden));
-        self.weights.project_inputs(x2.view(), &mut pre);
-        let mut hs = Array3::zeros((steps + 1, batch, hidden));
-        hs.index_axis_mut(Axis(0), 0).assign(init);
-        let act = self.nonlinearity;
-        for t in 0..steps {
-            let (h_prev, h_next) = hs.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
-            let mut p = pre.slice_mut(s![t * batch..(t + 1) * batch, ..]);
-            general_mat_mul(
-                F::one(),
-                &h_prev,
-                &self.weights.weight_hh.t(),
-                F::one(),
-                &mut p,
-            );
-            Zip::from(h_next)
-                .and(&p)
-                .for_each(|h, &v| *h = act.apply(v));
-        }
-        (hs, x2)
+    fn kernel(&self) -> RnnKernel {
+        RnnKernel(self.nonlinearity)
     }
 }
 
@@ -204,8 +203,8 @@ impl<F: Float> Params<F> for RnnCell<F> {
 
 impl<F: Float> Cell<F> for RnnCell<F> {
     type State = Array2<F>;
-    type StepCache = RnnStepCache<F>;
-    type Tape = RnnTape<F>;
+    type StepCache = StepCache<F>;
+    type Tape = SequenceTape<F>;
 
     fn input_size(&self) -> usize {
         self.weights.weight_ih.ncols()
@@ -216,61 +215,30 @@ impl<F: Float> Cell<F> for RnnCell<F> {
     }
 
     #[track_caller]
-    fn step(&self, x: ArrayView2<'_, F>, state: &Array2<F>) -> (Array2<F>, RnnStepCache<F>) {
-        let (batch, input) = x.dim();
-        assert_eq!(input, self.input_size(), "x must be (B, I)");
-        assert_eq!(
-            state.dim(),
-            (batch, self.hidden_size()),
-            "state must be (B, H)"
-        );
-        let mut h = Array2::zeros((batch, self.hidden_size()));
-        self.weights.project_inputs(x, &mut h);
-        general_mat_mul(
-            F::one(),
-            state,
-            &self.weights.weight_hh.t(),
-            F::one(),
-            &mut h,
-        );
-        let act = self.nonlinearity;
-        h.mapv_inplace(|v| act.apply(v));
-        let cache = RnnStepCache {
-            x: x.to_owned(),
-            h_prev: state.clone(),
-            h: h.clone(),
-        };
+    fn step(&self, x: ArrayView2<'_, F>, state: &Array2<F>) -> (Array2<F>, StepCache<F>) {
+        let none = Array2::zeros((state.nrows(), 0));
+        let (h, _, cache) =
+            engine::step(&self.kernel(), &self.weights, x, state.view(), none.view());
         (h, cache)
     }
 
     #[track_caller]
     fn backward_step(
         &self,
-        cache: &RnnStepCache<F>,
+        cache: &StepCache<F>,
         d_state: &Array2<F>,
         grads: &mut Self,
     ) -> (Array2<F>, Array2<F>) {
-        assert_eq!(d_state.dim(), cache.h.dim(), "d_state must be (B, H)");
-        assert_eq!(
-            grads.weights.weight_hh.dim(),
-            self.weights.weight_hh.dim(),
-            "grads like self"
-        );
-        let act = self.nonlinearity;
-        let mut d_pre = Array2::zeros(cache.h.dim());
-        Zip::from(&mut d_pre)
-            .and(d_state)
-            .and(&cache.h)
-            .for_each(|d, &g, &y| *d = g * act.derivative_from_output(y));
-        CellWeights::accumulate_grads(
-            d_pre.view(),
-            cache.x.view(),
-            cache.h_prev.view(),
+        let none = Array2::zeros((d_state.nrows(), 0));
+        let (dx, dh, _) = engine::backward_step(
+            &self.kernel(),
+            &self.weights,
+            cache,
+            d_state.view(),
+            none.view(),
             &mut grads.weights,
         );
-        let dx = self.weights.input_grad(d_pre.view());
-        let dh_prev = d_pre.dot(&self.weights.weight_hh);
-        (dx, dh_prev)
+        (dx, dh)
     }
 
     #[track_caller]
@@ -278,70 +246,59 @@ impl<F: Float> Cell<F> for RnnCell<F> {
         &self,
         x: ArrayView3<'_, F>,
         init: &Array2<F>,
-    ) -> (Array3<F>, Array2<F>, RnnTape<F>) {
-        let (hs, x2) = self.run(x, init);
-        let steps = x.dim().0;
-        let out = hs.slice(s![1.., .., ..]).to_owned();
-        let last = hs.index_axis(Axis(0), steps).to_owned();
-        (out, last, RnnTape { x: x2, hs })
+        schedule: Schedule<'_>,
+    ) -> (Array3<F>, Array2<F>, SequenceTape<F>) {
+        let none = Array2::zeros((init.nrows(), 0));
+        let (out, h, _, tape) = engine::run(
+            &self.kernel(),
+            &self.weights,
+            x,
+            init.view(),
+            none.view(),
+            schedule,
+            true,
+        );
+        (out, h, tape.expect("tape kept"))
     }
 
     #[track_caller]
-    fn infer_sequence(&self, x: ArrayView3<'_, F>, init: &Array2<F>) -> (Array3<F>, Array2<F>) {
-        let (out, last, _) = self.forward_sequence(x, init);
-        (out, last)
+    fn infer_sequence(
+        &self,
+        x: ArrayView3<'_, F>,
+        init: &Array2<F>,
+        schedule: Schedule<'_>,
+    ) -> (Array3<F>, Array2<F>) {
+        let none = Array2::zeros((init.nrows(), 0));
+        let (out, h, _, _) = engine::run(
+            &self.kernel(),
+            &self.weights,
+            x,
+            init.view(),
+            none.view(),
+            schedule,
+            false,
+        );
+        (out, h)
     }
 
     #[track_caller]
     fn backward_sequence(
         &self,
-        tape: &RnnTape<F>,
+        tape: &SequenceTape<F>,
         d_output: ArrayView3<'_, F>,
         d_final: &Array2<F>,
         grads: &mut Self,
     ) -> (Array3<F>, Array2<F>) {
-        let (steps1, batch, hidden) = tape.hs.dim();
-        let steps = steps1 - 1;
-        assert_eq!(
-            d_output.dim(),
-            (steps, batch, hidden),
-            "d_output must be (T, B, H)"
+        let none = Array2::zeros((d_final.nrows(), 0));
+        let (dx, dh, _) = engine::backward(
+            &self.kernel(),
+            &self.weights,
+            tape,
+            d_output,
+            d_final.view(),
+            none.view(),
+            &mut grads.weights,
         );
-        assert_eq!(d_final.dim(), (batch, hidden), "d_final must be (B, H)");
-        assert_eq!(
-            grads.weights.weight_hh.dim(),
-            self.weights.weight_hh.dim(),
-            "grads like self"
-        );
-        let act = self.nonlinearity;
-        let mut d_pre = Array2::zeros((steps * batch, hidden));
-        let mut dh_next = d_final.to_owned();
-        for t in (0..steps).rev() {
-            let mut dp = d_pre.slice_mut(s![t * batch..(t + 1) * batch, ..]);
-            Zip::from(&mut dp)
-                .and(&d_output.index_axis(Axis(0), t))
-                .and(&dh_next)
-                .and(&tape.hs.index_axis(Axis(0), t + 1))
-                .for_each(|d, &u, &v, &y| *d = (u + v) * act.derivative_from_output(y));
-            general_mat_mul(
-                F::one(),
-                &dp,
-                &self.weights.weight_hh,
-                F::zero(),
-                &mut dh_next,
-            );
-        }
-        let h_prev = tape
-            .hs
-            .slice(s![..steps, .., ..])
-            .into_shape_with_order((steps * batch, hidden))
-            .expect("contiguous");
-        CellWeights::accumulate_grads(d_pre.view(), tape.x.view(), h_prev, &mut grads.weights);
-        let dx = self
-            .weights
-            .input_grad(d_pre.view())
-            .into_shape_with_order((steps, batch, self.input_size()))
-            .expect("contiguous");
-        (dx, dh_next)
+        (dx, dh)
     }
 }

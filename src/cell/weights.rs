@@ -143,44 +143,56 @@ impl<F: Float> CellWeights<F> {
         v
     }
 
-    /// Writes `x W_ihᵀ + b_ih + b_hh` for every row of `x` `(N, I)` into `out` `(N, G·H)`:
-    /// the input projections of all steps in one matrix product.
-    pub(crate) fn project_inputs(&self, x: ArrayView2<'_, F>, out: &mut Array2<F>) {
+    /// Writes `x W_ihᵀ + b_ih` (and `+ b_hh` if `with_hh_bias`) for every row of `x` `(N, I)` into
+    /// `out` `(N, G·H)`: the input projections of all steps in one matrix product.
+    pub(crate) fn project_inputs(
+        &self,
+        x: ArrayView2<'_, F>,
+        out: &mut Array2<F>,
+        with_hh_bias: bool,
+    ) {
         general_mat_mul(F::one(), &x, &self.weight_ih.t(), F::zero(), out);
         if let (Some(b_ih), Some(b_hh)) = (&self.bias_ih, &self.bias_hh) {
-            let bias = b_ih + b_hh;
+            let bias = if with_hh_bias {
+                b_ih + b_hh
+            } else {
+                b_ih.clone()
+            };
             out.rows_mut().into_iter().for_each(|mut row| row += &bias);
         }
     }
 
-    /// Adds the parameter gradients of `pre = x W_ihᵀ + b_ih + h_prev W_hhᵀ + b_hh` into `grads`
-    /// given `d_pre` `(N, G·H)`, the inputs `x` `(N, I)` and previous hidden states `h_prev`
+    /// Adds the parameter gradients into `grads`, given the gradient `d_xp` `(N, G·H)` of the
+    /// input projections `x W_ihᵀ + b_ih`, the gradient `d_rec` of the recurrent products
+    /// `h_prev W_hhᵀ + b_hh`, the inputs `x` `(N, I)` and the previous hidden states `h_prev`
     /// `(N, H)`: one matrix product per weight.
     pub(crate) fn accumulate_grads(
-        d_pre: ArrayView2<'_, F>,
+        d_xp: ArrayView2<'_, F>,
+        d_rec: ArrayView2<'_, F>,
         x: ArrayView2<'_, F>,
         h_prev: ArrayView2<'_, F>,
         grads: &mut Self,
     ) {
-        general_mat_mul(F::one(), &d_pre.t(), &x, F::one(), &mut grads.weight_ih);
+        general_mat_mul(F::one(), &d_xp.t(), &x, F::one(), &mut grads.weight_ih);
         general_mat_mul(
             F::one(),
-            &d_pre.t(),
+            &d_rec.t(),
             &h_prev,
             F::one(),
             &mut grads.weight_hh,
         );
         if let (Some(g_ih), Some(g_hh)) = (&mut grads.bias_ih, &mut grads.bias_hh) {
-            let db = d_pre.sum_axis(Axis(0));
-            Zip::from(g_ih).and(g_hh).and(&db).for_each(|a, b, &d| {
-                *a += d;
-                *b += d;
-            });
+            Zip::from(g_ih)
+                .and(&d_xp.sum_axis(Axis(0)))
+                .for_each(|a, &d| *a += d);
+            Zip::from(g_hh)
+                .and(&d_rec.sum_axis(Axis(0)))
+                .for_each(|a, &d| *a += d);
         }
     }
 
-    /// `d_pre W_ih`: the gradient of the inputs, `(N, I)`.
-    pub(crate) fn input_grad(&self, d_pre: ArrayView2<'_, F>) -> Array2<F> {
-        d_pre.dot(&self.weight_ih)
+    /// `d_xp W_ih`: the gradient of the inputs, `(N, I)`.
+    pub(crate) fn input_grad(&self, d_xp: ArrayView2<'_, F>) -> Array2<F> {
+        d_xp.dot(&self.weight_ih)
     }
 }

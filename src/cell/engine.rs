@@ -1,0 +1,473 @@
+//! The whole-sequence engine shared by every cell.
+//!
+//! A cell supplies a [`Kernel`]: the fused element-wise work of one step for one batch row, forward
+//! and backward. The engine does the rest, the same way for every cell:
+//!
+//! * the input projections of all steps in **one GEMM** `(T·B, I) × (I, G·H)`;
+//! * per step one recurrent GEMM `(B, H) × (H, G·H)` and the kernel on each row;
+//! * backward collects the gate gradients of all steps and forms `dW_ih`, `dW_hh` and `dX` with one
+//!   GEMM each; per step only `dh_prev = d_rec_t W_hh`;
+//! * a direction (forward or reversed time, without copying the input) and per-sequence lengths:
+//!   a row is *active* at time `t` iff `t < length`; inactive rows carry their state unchanged,
+//!   output zeros, and pass gradients through untouched.
+//!
+//! Every buffer is allocated before the time loop.
+//!
+//! States live in time-indexed *slots* so that the previous states of all steps are one
+//! contiguous block in time order (for the `dW_hh` GEMM): forward, slot `t` holds the state before
+//! time `t` and slot `t+1` the state after; reversed, slot `t+1` holds the state before time `t`
+//! and slot `t` the state after.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
+
+use super::weights::CellWeights;
+use crate::float::Float;
+
+/// The order in which a cell walks a sequence, and where each sequence ends.
+///
+/// `lengths[b]` is the number of real steps of sequence `b`; steps `t ≥ lengths[b]` are padding.
+/// Reversed, each sequence starts at its own last real step (PyTorch's packed-sequence semantics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schedule<'a> {
+    /// Walk time backwards, from the last step to the first.
+    pub reverse: bool,
+    /// The real length of each sequence (`None`: every sequence has all `T` steps).
+    pub lengths: Option<&'a [usize]>,
+}
+
+impl<'a> Schedule<'a> {
+    /// Forward in time over full-length sequences.
+    pub const FORWARD: Schedule<'static> = Schedule {
+        reverse: false,
+        lengths: None,
+    };
+
+    /// Reversed time over full-length sequences.
+    pub const REVERSE: Schedule<'static> = Schedule {
+        reverse: true,
+        lengths: None,
+    };
+
+    /// `true` if sequence `b` has a real step at time `t`.
+    #[inline]
+    pub fn active(&self, t: usize, b: usize) -> bool {
+        self.lengths.is_none_or(|l| t < l[b])
+    }
+
+    /// The time index of processing step `s` of `steps`.
+    #[inline]
+    pub fn time(&self, s: usize, steps: usize) -> usize {
+        if self.reverse {
+            steps - 1 - s
+        } else {
+            s
+        }
+    }
+}
+
+/// The per-row element-wise work of one cell type.
+///
+/// Slices: `g` has `G·H` entries, the rest `H` (or 0 when the cell has no such part: `c` for cells
+/// without a cell state, `aux` for cells that save nothing extra, `rec` and `d_rec` for cells whose
+/// recurrent product is simply added to the input projection).
+pub(crate) trait Kernel<F: Float> {
+    /// Gates stacked in the weights.
+    const GATES: usize;
+    /// Has a cell state `c` (LSTM).
+    const HAS_C: bool;
+    /// Saves one extra `H`-vector per step (LSTM: `tanh(c)`; GRU: `h W_hnᵀ + b_hn`).
+    const HAS_AUX: bool;
+    /// Needs the recurrent product `h W_hhᵀ + b_hh` apart from the input projection (GRU).
+    const SEPARATE_REC: bool;
+
+    /// Forward: `g` holds the input projection (plus the recurrent product unless
+    /// `SEPARATE_REC`) and is overwritten with what backward needs (activated gates); writes the
+    /// new `h`, `c` and `aux`.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_row(
+        &self,
+        g: &mut [F],
+        rec: &[F],
+        h_prev: &[F],
+        c_prev: &[F],
+        h: &mut [F],
+        c: &mut [F],
+        aux: &mut [F],
+    );
+
+    /// Backward: from the saved `g`, `aux`, previous state and the gradient `dh` reaching the new
+    /// `h` and `dc` reaching the new `c` (replaced by the gradient of `c_prev`), writes the gradient
+    /// of the input projection `d_xp`, of the recurrent product `d_rec` (if `SEPARATE_REC`) and the
+    /// direct part of the gradient of `h_prev` that does not go through `W_hh` (`dh_direct`).
+    #[allow(clippy::too_many_arguments)]
+    fn backward_row(
+        &self,
+        g: &[F],
+        aux: &[F],
+        h_prev: &[F],
+        c_prev: &[F],
+        dh: &[F],
+        dc: &mut [F],
+        d_xp: &mut [F],
+        d_rec: &mut [F],
+        dh_direct: &mut [F],
+    );
+}
+
+/// What the engine's forward saves for its backward.
+#[derive(Debug, Clone)]
+pub struct SequenceTape<F: Float> {
+    /// Inputs `(T·B, I)`.
+    x: Array2<F>,
+    /// Saved gate values `(T·B, G·H)`, time-ordered.
+    g: Array2<F>,
+    /// Hidden-state slots `(T+1, B, H)`.
+    hs: Array3<F>,
+    /// Cell-state slots `(T+1, B, H)`, or `(T+1, B, 0)`.
+    cs: Array3<F>,
+    /// Extra per-step vectors `(T, B, H)`, or `(T, B, 0)`.
+    aux: Array3<F>,
+    reverse: bool,
+    lengths: Option<Vec<usize>>,
+}
+
+impl<F: Float> SequenceTape<F> {
+    /// Number of time steps.
+    pub fn steps(&self) -> usize {
+        self.hs.len_of(Axis(0)) - 1
+    }
+
+    /// Batch size.
+    pub fn batch(&self) -> usize {
+        self.hs.len_of(Axis(1))
+    }
+
+    fn schedule(&self) -> Schedule<'_> {
+        Schedule {
+            reverse: self.reverse,
+            lengths: self.lengths.as_deref(),
+        }
+    }
+}
+
+/// Slot of the state before (`prev`) and after (`next`) processing step `s` at time `t`.
+#[inline]
+fn slots(keep: bool, reverse: bool, s: usize, t: usize) -> (usize, usize) {
+    match (keep, reverse) {
+        (true, false) => (t, t + 1),
+        (true, true) => (t + 1, t),
+        (false, _) => (s % 2, (s + 1) % 2),
+    }
+}
+
+#[inline]
+fn row<F>(a: ArrayView2<'_, F>, r: usize) -> &[F] {
+    a.index_axis_move(Axis(0), r)
+        .to_slice()
+        .expect("engine buffers are contiguous")
+}
+
+/// What [`run`] returns: outputs `(T, B, H)`, last `h`, last `c` (`(B, 0)` without a cell state)
+/// and the tape if asked for.
+pub(crate) type RunOutput<F> = (Array3<F>, Array2<F>, Array2<F>, Option<SequenceTape<F>>);
+
+/// Runs a cell over `x` `(T, B, I)` from `h0` (and `c0`, `(B, H)` or `(B, 0)`).
+pub(crate) fn run<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    w: &CellWeights<F>,
+    x: ArrayView3<'_, F>,
+    h0: ArrayView2<'_, F>,
+    c0: ArrayView2<'_, F>,
+    sched: Schedule<'_>,
+    keep: bool,
+) -> RunOutput<F> {
+    let (steps, batch, input) = x.dim();
+    let hidden = w.weight_hh.ncols();
+    let gh = K::GATES * hidden;
+    let hc = if K::HAS_C { hidden } else { 0 };
+    let ha = if K::HAS_AUX { hidden } else { 0 };
+    assert_eq!(input, w.weight_ih.ncols(), "x must be (T, B, I)");
+    assert_eq!(h0.dim(), (batch, hidden), "h0 must be (B, H)");
+    assert_eq!(c0.dim(), (batch, hc), "c0 must be (B, H)");
+    if let Some(l) = sched.lengths {
+        assert_eq!(l.len(), batch, "one length per sequence");
+    }
+
+    let x2 = x
+        .as_standard_layout()
+        .into_shape_with_order((steps * batch, input))
+        .expect("standard layout reshapes")
+        .into_owned();
+    let mut g = Array2::zeros((steps * batch, gh));
+    w.project_inputs(x2.view(), &mut g, !K::SEPARATE_REC);
+
+    let n_slots = if keep { steps + 1 } else { 2 };
+    let init = if keep && sched.reverse { steps } else { 0 };
+    let mut hs = Array3::zeros((n_slots, batch, hidden));
+    hs.index_axis_mut(Axis(0), init).assign(&h0);
+    let mut cs = Array3::zeros((n_slots, batch, hc));
+    cs.index_axis_mut(Axis(0), init).assign(&c0);
+    let mut aux = Array3::zeros((if keep { steps } else { 1 }, batch, ha));
+    let mut rec = Array2::zeros((batch, if K::SEPARATE_REC { gh } else { 0 }));
+    let mut out = Array3::zeros((steps, batch, hidden));
+    let w_hh_t = w.weight_hh.t();
+
+    let mut last = init;
+    for s in 0..steps {
+        let t = sched.time(s, steps);
+        let (pi, ni) = slots(keep, sched.reverse, s, t);
+        last = ni;
+        let (h_prev, mut h_next) = hs.multi_slice_mut((s![pi, .., ..], s![ni, .., ..]));
+        let (c_prev, mut c_next) = cs.multi_slice_mut((s![pi, .., ..], s![ni, .., ..]));
+        let mut gt = g.slice_mut(s![t * batch..(t + 1) * batch, ..]);
+        if K::SEPARATE_REC {
+            general_mat_mul(F::one(), &h_prev, &w_hh_t, F::zero(), &mut rec);
+            if let Some(b) = &w.bias_hh {
+                rec.rows_mut().into_iter().for_each(|mut r| r += b);
+            }
+        } else {
+            general_mat_mul(F::one(), &h_prev, &w_hh_t, F::one(), &mut gt);
+        }
+        let mut aux_t = aux.index_axis_mut(Axis(0), if keep { t } else { 0 });
+        let mut out_t = out.index_axis_mut(Axis(0), t);
+        for r in 0..batch {
+            if sched.active(t, r) {
+                kernel.forward_row(
+                    gt.row_mut(r).into_slice().expect("contiguous"),
+                    row(rec.view(), r),
+                    row(h_prev.view(), r),
+                    row(c_prev.view(), r),
+                    h_next.row_mut(r).into_slice().expect("contiguous"),
+                    c_next.row_mut(r).into_slice().expect("contiguous"),
+                    aux_t.row_mut(r).into_slice().expect("contiguous"),
+                );
+                out_t.row_mut(r).assign(&h_next.row(r));
+            } else {
+                // Padding: the state is carried unchanged and the output stays zero.
+                h_next.row_mut(r).assign(&h_prev.row(r));
+                c_next.row_mut(r).assign(&c_prev.row(r));
+            }
+        }
+    }
+    let h_last = hs.index_axis(Axis(0), last).to_owned();
+    let c_last = cs.index_axis(Axis(0), last).to_owned();
+    let tape = keep.then(|| SequenceTape {
+        x: x2,
+        g,
+        hs,
+        cs,
+        aux,
+        reverse: sched.reverse,
+        lengths: sched.lengths.map(<[usize]>::to_vec),
+    });
+    (out, h_last, c_last, tape)
+}
+
+/// Backpropagation through time over a [`SequenceTape`]. Adds parameter gradients into `grads`;
+/// returns `(dx (T, B, I), dh0, dc0)` (`dc0` is `(B, 0)` without a cell state).
+pub(crate) fn backward<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    w: &CellWeights<F>,
+    tape: &SequenceTape<F>,
+    d_out: ArrayView3<'_, F>,
+    dh_final: ArrayView2<'_, F>,
+    dc_final: ArrayView2<'_, F>,
+    grads: &mut CellWeights<F>,
+) -> (Array3<F>, Array2<F>, Array2<F>) {
+    let (steps, batch) = (tape.steps(), tape.batch());
+    let hidden = w.weight_hh.ncols();
+    let gh = K::GATES * hidden;
+    let hc = if K::HAS_C { hidden } else { 0 };
+    assert_eq!(
+        d_out.dim(),
+        (steps, batch, hidden),
+        "d_output must be (T, B, H)"
+    );
+    assert_eq!(dh_final.dim(), (batch, hidden), "dh_final must be (B, H)");
+    assert_eq!(dc_final.dim(), (batch, hc), "dc_final must be (B, H)");
+    assert_eq!(
+        grads.weight_hh.dim(),
+        w.weight_hh.dim(),
+        "grads must be shaped like the weights"
+    );
+    assert_eq!(
+        grads.weight_ih.dim(),
+        w.weight_ih.dim(),
+        "grads must be shaped like the weights"
+    );
+    assert_eq!(
+        grads.has_bias(),
+        w.has_bias(),
+        "grads must be shaped like the weights"
+    );
+    let sched = tape.schedule();
+
+    let mut d_xp = Array2::zeros((steps * batch, gh));
+    let mut d_rec_sep = Array2::zeros((if K::SEPARATE_REC { steps * batch } else { 0 }, gh));
+    let mut dh_next = dh_final.to_owned();
+    let mut dc = dc_final.as_standard_layout().into_owned();
+    let mut dh = Array2::zeros((batch, hidden));
+    let mut direct = Array2::zeros((batch, hidden));
+
+    for s in (0..steps).rev() {
+        let t = sched.time(s, steps);
+        let (pi, _) = slots(true, sched.reverse, s, t);
+        let rows = t * batch..(t + 1) * batch;
+        let gt = tape.g.slice(s![rows.clone(), ..]);
+        let h_prev = tape.hs.index_axis(Axis(0), pi);
+        let c_prev = tape.cs.index_axis(Axis(0), pi);
+        let aux_t = tape.aux.index_axis(Axis(0), t);
+        let d_out_t = d_out.index_axis(Axis(0), t);
+        let mut dxp_t = d_xp.slice_mut(s![rows.clone(), ..]);
+        let mut drec_t = if K::SEPARATE_REC {
+            d_rec_sep.slice_mut(s![rows, ..])
+        } else {
+            d_rec_sep.slice_mut(s![.., ..])
+        };
+        for r in 0..batch {
+            if sched.active(t, r) {
+                Zip::from(dh.row_mut(r))
+                    .and(d_out_t.row(r))
+                    .and(dh_next.row(r))
+                    .for_each(|a, &u, &v| *a = u + v);
+                let d_rec_row = if K::SEPARATE_REC {
+                    drec_t.row_mut(r).into_slice().expect("contiguous")
+                } else {
+                    &mut []
+                };
+                kernel.backward_row(
+                    row(gt, r),
+                    row(aux_t, r),
+                    row(h_prev, r),
+                    row(c_prev, r),
+                    row(dh.view(), r),
+                    dc.row_mut(r).into_slice().expect("contiguous"),
+                    dxp_t.row_mut(r).into_slice().expect("contiguous"),
+                    d_rec_row,
+                    direct.row_mut(r).into_slice().expect("contiguous"),
+                );
+            } else {
+                // Padding: gradients pass through; the gradient reaching the zero output is
+                // ignored, and dc is carried unchanged.
+                direct.row_mut(r).assign(&dh_next.row(r));
+            }
+        }
+        dh_next.assign(&direct);
+        let d_rec_t = if K::SEPARATE_REC {
+            drec_t.view()
+        } else {
+            dxp_t.view()
+        };
+        general_mat_mul(F::one(), &d_rec_t, &w.weight_hh, F::one(), &mut dh_next);
+    }
+
+    let first = if sched.reverse { 1 } else { 0 };
+    let h_prev_all = tape
+        .hs
+        .slice(s![first..first + steps, .., ..])
+        .into_shape_with_order((steps * batch, hidden))
+        .expect("contiguous");
+    let d_rec_all = if K::SEPARATE_REC {
+        d_rec_sep.view()
+    } else {
+        d_xp.view()
+    };
+    CellWeights::accumulate_grads(d_xp.view(), d_rec_all, tape.x.view(), h_prev_all, grads);
+    let dx = w
+        .input_grad(d_xp.view())
+        .into_shape_with_order((steps, batch, w.weight_ih.ncols()))
+        .expect("contiguous");
+    (dx, dh_next, dc)
+}
+
+/// What one step saves for its backward.
+#[derive(Debug, Clone)]
+pub struct StepCache<F: Float> {
+    x: Array2<F>,
+    h_prev: Array2<F>,
+    c_prev: Array2<F>,
+    g: Array2<F>,
+    aux: Array2<F>,
+}
+
+/// One step for every row: returns `(h, c, cache)`.
+pub(crate) fn step<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    w: &CellWeights<F>,
+    x: ArrayView2<'_, F>,
+    h_prev: ArrayView2<'_, F>,
+    c_prev: ArrayView2<'_, F>,
+) -> (Array2<F>, Array2<F>, StepCache<F>) {
+    let x3 = x.insert_axis(Axis(0));
+    let (_, h, c, tape) = run(kernel, w, x3, h_prev, c_prev, Schedule::FORWARD, true);
+    let tape = tape.expect("tape kept");
+    let cache = StepCache {
+        x: tape.x,
+        h_prev: tape.hs.index_axis_move(Axis(0), 0),
+        c_prev: tape.cs.index_axis_move(Axis(0), 0),
+        g: tape.g,
+        aux: tape.aux.index_axis_move(Axis(0), 0),
+    };
+    (h, c, cache)
+}
+
+/// The backward of [`step`]: returns `(dx, dh_prev, dc_prev)`.
+pub(crate) fn backward_step<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    w: &CellWeights<F>,
+    cache: &StepCache<F>,
+    dh: ArrayView2<'_, F>,
+    dc: ArrayView2<'_, F>,
+    grads: &mut CellWeights<F>,
+) -> (Array2<F>, Array2<F>, Array2<F>) {
+    let batch = cache.x.nrows();
+    let hidden = w.weight_hh.ncols();
+    let hc = if K::HAS_C { hidden } else { 0 };
+    assert_eq!(dh.dim(), (batch, hidden), "d_state.h must be (B, H)");
+    assert_eq!(dc.dim(), (batch, hc), "d_state.c must be (B, H)");
+    assert_eq!(
+        grads.weight_hh.dim(),
+        w.weight_hh.dim(),
+        "grads must be shaped like the weights"
+    );
+    assert_eq!(
+        grads.has_bias(),
+        w.has_bias(),
+        "grads must be shaped like the weights"
+    );
+    let gh = K::GATES * hidden;
+    let dh = dh.as_standard_layout();
+    let mut dc = dc.as_standard_layout().into_owned();
+    let mut d_xp = Array2::zeros((batch, gh));
+    let mut d_rec = Array2::zeros((batch, if K::SEPARATE_REC { gh } else { 0 }));
+    let mut dh_prev = Array2::zeros((batch, hidden));
+    for r in 0..batch {
+        kernel.backward_row(
+            row(cache.g.view(), r),
+            row(cache.aux.view(), r),
+            row(cache.h_prev.view(), r),
+            row(cache.c_prev.view(), r),
+            row(dh.view(), r),
+            dc.row_mut(r).into_slice().expect("contiguous"),
+            d_xp.row_mut(r).into_slice().expect("contiguous"),
+            d_rec.row_mut(r).into_slice().expect("contiguous"),
+            dh_prev.row_mut(r).into_slice().expect("contiguous"),
+        );
+    }
+    let d_rec = if K::SEPARATE_REC {
+        d_rec.view()
+    } else {
+        d_xp.view()
+    };
+    CellWeights::accumulate_grads(
+        d_xp.view(),
+        d_rec,
+        cache.x.view(),
+        cache.h_prev.view(),
+        grads,
+    );
+    general_mat_mul(F::one(), &d_rec, &w.weight_hh, F::one(), &mut dh_prev);
+    let dx = w.input_grad(d_xp.view());
+    (dx, dh_prev, dc)
+}
