@@ -70,7 +70,9 @@
 //! (documented under `# Panics`).
 #![deny(missing_docs)]
 
+mod bidirectional;
 pub mod cell;
+mod check;
 mod error;
 mod float;
 mod linear;
@@ -78,7 +80,9 @@ mod loss;
 pub mod optim;
 mod params;
 mod recurrent;
+mod stack;
 
+pub use bidirectional::{BiTape, Bidirectional, MergeMode};
 pub use cell::{Cell, CellWeights, GruCell, LstmCell, LstmState, Nonlinearity, RnnCell, State};
 pub use error::{Error, Result};
 pub use float::Float;
@@ -86,6 +90,9 @@ pub use linear::{Linear, LinearTape};
 pub use loss::mse_loss;
 pub use params::Params;
 pub use recurrent::{Forward, Recurrent, Tape};
+pub use stack::{
+    CellInit, Gru, Lstm, RecurrentConfig, RecurrentStack, Rnn, StackForward, StackTape, Stacked,
+};
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

@@ -2,7 +2,8 @@
 
 use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
 
-use crate::cell::{Cell, Schedule, State};
+use crate::cell::{Cell, Schedule};
+use crate::check;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
 use crate::params::{check_same_layout, Params};
@@ -101,40 +102,14 @@ impl<C> Recurrent<C> {
     where
         C: Cell<F>,
     {
-        let (steps, batch, input) = x.dim();
-        let want = self.cell.input_size();
-        if input != want {
-            return Err(shape_err(
-                "input",
-                format!("(T, B, {want}): {input} features given, the layer expects {want}"),
-                x.shape(),
-            ));
-        }
-        if steps == 0 || batch == 0 {
-            return Err(shape_err(
-                "input",
-                format!("(T, B, {want}) with T ≥ 1 and B ≥ 1"),
-                x.shape(),
-            ));
-        }
-        Ok((steps, batch))
+        check::input(x, self.cell.input_size(), "T, B")
     }
 
     fn check_state<F: Float>(&self, state: &C::State, batch: usize, what: &str) -> Result<()>
     where
         C: Cell<F>,
     {
-        let hidden = self.cell.hidden_size();
-        for (part, a) in state.parts() {
-            if a.dim() != (batch, hidden) {
-                return Err(shape_err(
-                    format!("{what}.{part}"),
-                    format!("({batch}, {hidden}) = (batch, hidden_size)"),
-                    a.shape(),
-                ));
-            }
-        }
-        Ok(())
+        check::state(state, batch, self.cell.hidden_size(), what)
     }
 
     /// Runs the sequence `x` `(T, B, I)` from `init` (zeros if `None`) and keeps a tape.

@@ -1,6 +1,9 @@
 //! The LSTM cell (PyTorch's equations and gate order i, f, g, o).
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut2, ArrayViewMutD};
+use ndarray::{
+    Array, Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Axis,
+    Dimension, Ix2, Ix3,
+};
 use rand::Rng;
 
 use super::engine::{self, Kernel, Schedule, SequenceTape, StepCache};
@@ -48,16 +51,44 @@ pub struct LstmCell<F: Float> {
 
 /// The state of an LSTM: hidden state `h` and cell state `c`, each `(B, H)`.
 ///
-/// Also the type of the state's gradient (`dh`, `dc`).
+/// Also the type of the state's gradient (`dh`, `dc`). With `D = Ix3` it holds the states of a
+/// whole stack, PyTorch's `(h_n, c_n)`, each `(num_layers · num_directions, B, H)`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LstmState<F: Float> {
+pub struct LstmState<F: Float, D: Dimension = Ix2> {
     /// Hidden state `(B, H)`: the cell's output.
-    pub h: Array2<F>,
+    pub h: Array<F, D>,
     /// Cell state `(B, H)`.
-    pub c: Array2<F>,
+    pub c: Array<F, D>,
 }
 
 impl<F: Float> State<F> for LstmState<F> {
+    type Stacked = LstmState<F, Ix3>;
+
+    fn stack(states: &[Self]) -> LstmState<F, Ix3> {
+        let hs: Vec<_> = states.iter().map(|s| s.h.view()).collect();
+        let cs: Vec<_> = states.iter().map(|s| s.c.view()).collect();
+        LstmState {
+            h: ndarray::stack(Axis(0), &hs).expect("states of one shape"),
+            c: ndarray::stack(Axis(0), &cs).expect("states of one shape"),
+        }
+    }
+
+    fn unstack(stacked: &LstmState<F, Ix3>) -> Vec<Self> {
+        stacked
+            .h
+            .outer_iter()
+            .zip(stacked.c.outer_iter())
+            .map(|(h, c)| LstmState {
+                h: h.to_owned(),
+                c: c.to_owned(),
+            })
+            .collect()
+    }
+
+    fn stacked_parts(stacked: &LstmState<F, Ix3>) -> Vec<(&'static str, ArrayView3<'_, F>)> {
+        vec![("h", stacked.h.view()), ("c", stacked.c.view())]
+    }
+
     fn zeros(batch: usize, hidden: usize) -> Self {
         Self {
             h: Array2::zeros((batch, hidden)),

@@ -38,6 +38,24 @@ use crate::params::Params;
 /// An Elman RNN's state is the hidden state `h`, an [`Array2`] of shape `(B, H)`; an LSTM's is
 /// [`LstmState`] (`h` and `c`, both `(B, H)`).
 pub trait State<F: Float>: Clone + Debug {
+    /// The states of a whole stack of layers and directions, stacked on a new first axis as
+    /// PyTorch returns them: `h_n` `(num_layers · num_directions, B, H)` — an [`Array3`] for an
+    /// Elman RNN or GRU, [`LstmState<F, Ix3>`](LstmState) for an LSTM.
+    type Stacked: Clone + Debug;
+
+    /// Stacks states (one per layer and direction) on a new first axis.
+    ///
+    /// # Panics
+    ///
+    /// If `states` is empty or the states differ in shape.
+    fn stack(states: &[Self]) -> Self::Stacked;
+
+    /// Splits stacked states along their first axis.
+    fn unstack(stacked: &Self::Stacked) -> Vec<Self>;
+
+    /// Every part of stacked states with its name (`"h"`, `"c"`), each `(L·D, B, H)`.
+    fn stacked_parts(stacked: &Self::Stacked) -> Vec<(&'static str, ArrayView3<'_, F>)>;
+
     /// A zero state for `batch` sequences of hidden size `hidden`.
     fn zeros(batch: usize, hidden: usize) -> Self;
 
@@ -55,6 +73,21 @@ pub trait State<F: Float>: Clone + Debug {
 }
 
 impl<F: Float> State<F> for Array2<F> {
+    type Stacked = Array3<F>;
+
+    fn stack(states: &[Self]) -> Array3<F> {
+        let views: Vec<_> = states.iter().map(|s| s.view()).collect();
+        ndarray::stack(Axis(0), &views).expect("states of one shape")
+    }
+
+    fn unstack(stacked: &Array3<F>) -> Vec<Self> {
+        stacked.outer_iter().map(|h| h.to_owned()).collect()
+    }
+
+    fn stacked_parts(stacked: &Array3<F>) -> Vec<(&'static str, ArrayView3<'_, F>)> {
+        vec![("h", stacked.view())]
+    }
+
     fn zeros(batch: usize, hidden: usize) -> Self {
         Array2::zeros((batch, hidden))
     }

@@ -321,6 +321,10 @@ impl Fixture {
                     .chunks_exact(4)
                     .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
                     .collect(),
+                safetensors::Dtype::I64 => data
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect(),
                 d => panic!("{name}: tensor {key} has dtype {d:?}"),
             };
             tensors.insert(

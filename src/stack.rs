@@ -1,0 +1,693 @@
+//! [`RecurrentStack`]: the multi-layer, optionally bidirectional network that `torch.nn.RNN`,
+//! `torch.nn.LSTM` and `torch.nn.GRU` compute, as [`Rnn`], [`Lstm`] and [`Gru`].
+
+use ndarray::{s, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, Zip};
+use rand::{Rng, RngExt};
+
+use crate::bidirectional::{concat, run_directions};
+use crate::cell::{Cell, CellWeights, GruCell, LstmCell, Nonlinearity, RnnCell, State};
+use crate::check;
+use crate::error::{shape_err, Error, Result};
+use crate::float::Float;
+use crate::params::{check_same_layout, Params};
+
+/// The settings of a recurrent network, with `torch.nn.RNN`/`LSTM`/`GRU`'s defaults.
+///
+/// # Examples
+///
+/// ```
+/// use rand::SeedableRng;
+/// use recurrent::{Lstm, RecurrentConfig};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let config = RecurrentConfig::new(16, 32).with_num_layers(2).with_bidirectional(true);
+/// let lstm = Lstm::<f32>::new(config, &mut rng)?;
+/// assert_eq!(lstm.output_size(), 64);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecurrentConfig {
+    /// Features per input step.
+    pub input_size: usize,
+    /// Hidden units per layer and direction.
+    pub hidden_size: usize,
+    /// Stacked layers (default 1).
+    pub num_layers: usize,
+    /// Run a second, reversed direction in every layer (default `false`).
+    pub bidirectional: bool,
+    /// Use `bias_ih` and `bias_hh` (default `true`).
+    pub bias: bool,
+    /// Probability of zeroing each output of every layer but the last while training (inverted
+    /// dropout; default 0).
+    pub dropout: f64,
+    /// Input and output are `(B, T, F)` instead of `(T, B, F)` (default `false`); states stay
+    /// `(L·D, B, H)`, as in PyTorch.
+    pub batch_first: bool,
+    /// Activation of an Elman RNN (default tanh); LSTM and GRU accept only the default.
+    pub nonlinearity: Nonlinearity,
+}
+
+impl RecurrentConfig {
+    /// Defaults with the two required sizes.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        Self {
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            bidirectional: false,
+            bias: true,
+            dropout: 0.0,
+            batch_first: false,
+            nonlinearity: Nonlinearity::Tanh,
+        }
+    }
+    /// Sets the number of stacked layers.
+    pub fn with_num_layers(mut self, num_layers: usize) -> Self {
+        self.num_layers = num_layers;
+        self
+    }
+    /// Turns the reversed second direction on or off.
+    pub fn with_bidirectional(mut self, bidirectional: bool) -> Self {
+        self.bidirectional = bidirectional;
+        self
+    }
+    /// Turns the biases on or off.
+    pub fn with_bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+    /// Sets the dropout probability between layers.
+    pub fn with_dropout(mut self, dropout: f64) -> Self {
+        self.dropout = dropout;
+        self
+    }
+    /// Sets batch-first layout for input and output.
+    pub fn with_batch_first(mut self, batch_first: bool) -> Self {
+        self.batch_first = batch_first;
+        self
+    }
+    /// Sets the activation of an Elman RNN.
+    pub fn with_nonlinearity(mut self, nonlinearity: Nonlinearity) -> Self {
+        self.nonlinearity = nonlinearity;
+        self
+    }
+
+    /// Number of directions, 1 or 2.
+    pub fn num_directions(&self) -> usize {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.input_size == 0 || self.hidden_size == 0 || self.num_layers == 0 {
+            return Err(Error::InvalidConfig(format!(
+                "input_size, hidden_size and num_layers must be at least 1, got {}, {} and {}",
+                self.input_size, self.hidden_size, self.num_layers
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.dropout) {
+            return Err(Error::InvalidConfig(format!(
+                "dropout must be a probability in [0, 1], got {}",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A cell type a [`RecurrentStack`] can build: [`RnnCell`], [`LstmCell`], [`GruCell`].
+pub trait CellInit<F: Float>: Cell<F> + Sized {
+    /// A cell with PyTorch's default initialisation.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if a size is zero or the nonlinearity does not apply.
+    fn init_cell<R: Rng + ?Sized>(
+        input_size: usize,
+        hidden_size: usize,
+        bias: bool,
+        nonlinearity: Nonlinearity,
+        rng: &mut R,
+    ) -> Result<Self>;
+
+    /// A cell from weights in PyTorch's layout.
+    ///
+    /// # Errors
+    ///
+    /// As the cell's `from_weights`.
+    fn cell_from_weights(weights: CellWeights<F>, nonlinearity: Nonlinearity) -> Result<Self>;
+
+    /// The weights in PyTorch's layout.
+    fn cell_weights(&self) -> &CellWeights<F>;
+
+    /// The nonlinearity (tanh for LSTM and GRU, whose activations are fixed).
+    fn cell_nonlinearity(&self) -> Nonlinearity {
+        Nonlinearity::Tanh
+    }
+}
+
+fn fixed_activation(kind: &str, nonlinearity: Nonlinearity) -> Result<()> {
+    if nonlinearity != Nonlinearity::Tanh {
+        return Err(Error::InvalidConfig(format!(
+            "nonlinearity {nonlinearity:?} applies to Rnn only; {kind} has fixed activations"
+        )));
+    }
+    Ok(())
+}
+
+impl<F: Float> CellInit<F> for RnnCell<F> {
+    fn init_cell<R: Rng + ?Sized>(
+        input_size: usize,
+        hidden_size: usize,
+        bias: bool,
+        nonlinearity: Nonlinearity,
+        rng: &mut R,
+    ) -> Result<Self> {
+        RnnCell::with_bias(input_size, hidden_size, nonlinearity, bias, rng)
+    }
+    fn cell_from_weights(weights: CellWeights<F>, nonlinearity: Nonlinearity) -> Result<Self> {
+        RnnCell::from_weights(weights, nonlinearity)
+    }
+    fn cell_weights(&self) -> &CellWeights<F> {
+        self.weights()
+    }
+    fn cell_nonlinearity(&self) -> Nonlinearity {
+        self.nonlinearity()
+    }
+}
+
+impl<F: Float> CellInit<F> for LstmCell<F> {
+    fn init_cell<R: Rng + ?Sized>(
+        input_size: usize,
+        hidden_size: usize,
+        bias: bool,
+        nonlinearity: Nonlinearity,
+        rng: &mut R,
+    ) -> Result<Self> {
+        fixed_activation("Lstm", nonlinearity)?;
+        LstmCell::with_bias(input_size, hidden_size, bias, rng)
+    }
+    fn cell_from_weights(weights: CellWeights<F>, nonlinearity: Nonlinearity) -> Result<Self> {
+        fixed_activation("Lstm", nonlinearity)?;
+        LstmCell::from_weights(weights)
+    }
+    fn cell_weights(&self) -> &CellWeights<F> {
+        self.weights()
+    }
+}
+
+impl<F: Float> CellInit<F> for GruCell<F> {
+    fn init_cell<R: Rng + ?Sized>(
+        input_size: usize,
+        hidden_size: usize,
+        bias: bool,
+        nonlinearity: Nonlinearity,
+        rng: &mut R,
+    ) -> Result<Self> {
+        fixed_activation("Gru", nonlinearity)?;
+        GruCell::with_bias(input_size, hidden_size, bias, rng)
+    }
+    fn cell_from_weights(weights: CellWeights<F>, nonlinearity: Nonlinearity) -> Result<Self> {
+        fixed_activation("Gru", nonlinearity)?;
+        GruCell::from_weights(weights)
+    }
+    fn cell_weights(&self) -> &CellWeights<F> {
+        self.weights()
+    }
+}
+
+/// A stack of recurrent layers, each with one or two directions: what `torch.nn.RNN`,
+/// `torch.nn.LSTM` and `torch.nn.GRU` compute (without `proj_size`). Use it through the aliases
+/// [`Rnn`], [`Lstm`] and [`Gru`].
+///
+/// Shapes (`D` = 2 if bidirectional else 1, `L` = `num_layers`):
+///
+/// | | time-major (default) | `batch_first` |
+/// |---|---|---|
+/// | input | `(T, B, input_size)` | `(B, T, input_size)` |
+/// | output | `(T, B, D·H)` | `(B, T, D·H)` |
+/// | `h0`, `h_n` (and `c0`, `c_n`) | `(L·D, B, H)` | `(L·D, B, H)` |
+///
+/// The output is the last layer's hidden state at every step, both directions concatenated
+/// (forward first). States are stacked with index `layer · D + direction`: an [`Array3`] for
+/// [`Rnn`] and [`Gru`], an [`LstmState<F, Ix3>`](crate::LstmState) for [`Lstm`].
+///
+/// Layer `l > 0` reads layer `l−1`'s output; in training ([`RecurrentStack::forward_train`]) that
+/// output first goes through inverted dropout with probability `dropout` — a fresh mask per
+/// element, scaled by `1/(1−p)`, never after the last layer, reused by backward.
+/// [`RecurrentStack::forward`] and [`RecurrentStack::infer`] apply no dropout (evaluation).
+///
+/// **Variable lengths**: `lengths[b]` is the number of real steps of sequence `b` (PyTorch's
+/// `pack_padded_sequence(enforce_sorted=False)` followed by `pad_packed_sequence`). In every layer
+/// the forward direction stops after step `lengths[b] − 1`, and the final state is each
+/// sequence's state at its own last step; the reverse direction starts at step `lengths[b] − 1`,
+/// never on padding. Outputs at padded steps are zero and gradients given for them are ignored.
+/// Lengths need not be sorted; each must be in `1..=T` (PyTorch rejects empty sequences too).
+///
+/// Parameters are named and ordered exactly as PyTorch registers them: `weight_ih_l0`,
+/// `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, then the `_reverse` ones, then layer 1, ….
+///
+/// # Examples
+///
+/// ```
+/// use ndarray::Array3;
+/// use rand::SeedableRng;
+/// use recurrent::{Lstm, Params, RecurrentConfig};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let config = RecurrentConfig::new(3, 4).with_num_layers(2).with_bidirectional(true);
+/// let lstm = Lstm::<f64>::new(config, &mut rng)?;
+/// assert_eq!(lstm.names()[4], "weight_ih_l0_reverse");
+///
+/// let x = Array3::<f64>::ones((5, 2, 3)); // (T, B, I)
+/// let lengths = [3, 5]; // the first sequence has 3 real steps
+/// let (out, state, tape) = lstm.forward(x.view(), None, Some(&lengths))?;
+/// assert_eq!(out.dim(), (5, 2, 8)); // (T, B, 2H)
+/// assert_eq!(state.h.dim(), (4, 2, 4)); // (L·D, B, H)
+///
+/// let mut grads = lstm.zeros_like();
+/// let (dx, d_init) = lstm.backward(&tape, Array3::ones(out.dim()).view(), None, &mut grads)?;
+/// assert_eq!(dx.dim(), (5, 2, 3));
+/// assert_eq!(d_init.c.dim(), (4, 2, 4));
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecurrentStack<C> {
+    config: RecurrentConfig,
+    /// `layers[l][d]`: layer `l`, direction `d`.
+    layers: Vec<Vec<C>>,
+}
+
+/// Elman RNN stack, `torch.nn.RNN`.
+pub type Rnn<F> = RecurrentStack<RnnCell<F>>;
+/// LSTM stack, `torch.nn.LSTM` (without `proj_size`).
+pub type Lstm<F> = RecurrentStack<LstmCell<F>>;
+/// GRU stack, `torch.nn.GRU`.
+pub type Gru<F> = RecurrentStack<GruCell<F>>;
+
+/// What [`RecurrentStack::forward`] saves for [`RecurrentStack::backward`].
+#[derive(Debug, Clone)]
+pub struct StackTape<F: Float, T> {
+    /// One per layer and direction, index `layer · D + direction`.
+    tapes: Vec<T>,
+    /// Dropout masks applied to the outputs of layers `0..L−1` (empty without dropout).
+    masks: Vec<Array3<F>>,
+    steps: usize,
+    batch: usize,
+    config: RecurrentConfig,
+}
+
+/// The stacked state type of a stack of `C` cells.
+pub type Stacked<F, C> = <<C as Cell<F>>::State as State<F>>::Stacked;
+
+/// What [`RecurrentStack::forward`] returns: output, final states and tape.
+pub type StackForward<F, C> = (Array3<F>, Stacked<F, C>, StackTape<F, <C as Cell<F>>::Tape>);
+
+impl<C> RecurrentStack<C> {
+    /// The settings.
+    pub fn config(&self) -> &RecurrentConfig {
+        &self.config
+    }
+
+    /// The cells of layer `l`: `[forward]` or `[forward, reverse]`.
+    ///
+    /// # Panics
+    ///
+    /// If `l >= num_layers`.
+    pub fn layer(&self, l: usize) -> &[C] {
+        &self.layers[l]
+    }
+
+    /// Features per output step: `D · hidden_size`.
+    pub fn output_size(&self) -> usize {
+        self.config.num_directions() * self.config.hidden_size
+    }
+}
+
+impl<C> RecurrentStack<C> {
+    /// A network with PyTorch's default initialisation, cells drawn in PyTorch's registration
+    /// order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if a size or `num_layers` is zero, `dropout` is not in `[0, 1]`,
+    /// or a nonlinearity other than tanh is asked of an LSTM or GRU.
+    pub fn new<F: Float, R: Rng + ?Sized>(config: RecurrentConfig, rng: &mut R) -> Result<Self>
+    where
+        C: CellInit<F>,
+    {
+        config.validate()?;
+        let d = config.num_directions();
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for l in 0..config.num_layers {
+            let input = if l == 0 {
+                config.input_size
+            } else {
+                d * config.hidden_size
+            };
+            let mut dirs = Vec::with_capacity(d);
+            for _ in 0..d {
+                dirs.push(C::init_cell(
+                    input,
+                    config.hidden_size,
+                    config.bias,
+                    config.nonlinearity,
+                    rng,
+                )?);
+            }
+            layers.push(dirs);
+        }
+        Ok(Self { config, layers })
+    }
+
+    /// A network from cells in PyTorch's order (`l0`, `l0_reverse`, `l1`, …).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an invalid `config` or a wrong number of cells;
+    /// [`Error::Mismatch`] naming the first cell whose sizes, biases or nonlinearity do not fit
+    /// `config`.
+    pub fn from_cells<F: Float>(config: RecurrentConfig, cells: Vec<C>) -> Result<Self>
+    where
+        C: CellInit<F>,
+    {
+        config.validate()?;
+        let d = config.num_directions();
+        if cells.len() != config.num_layers * d {
+            return Err(Error::InvalidConfig(format!(
+                "{} layers × {d} directions need {} cells, got {}",
+                config.num_layers,
+                config.num_layers * d,
+                cells.len()
+            )));
+        }
+        let mut layers: Vec<Vec<C>> = Vec::with_capacity(config.num_layers);
+        for (k, cell) in cells.into_iter().enumerate() {
+            let (l, dir) = (k / d, k % d);
+            let input = if l == 0 {
+                config.input_size
+            } else {
+                d * config.hidden_size
+            };
+            let name = format!("l{l}{}", if dir == 1 { "_reverse" } else { "" });
+            let got = (cell.input_size(), cell.hidden_size());
+            if got != (input, config.hidden_size) {
+                return Err(Error::Mismatch(format!(
+                    "cell {name} has (input_size, hidden_size) = {got:?}, expected {:?}",
+                    (input, config.hidden_size)
+                )));
+            }
+            if cell.cell_weights().has_bias() != config.bias {
+                return Err(Error::Mismatch(format!(
+                    "cell {name} has bias = {}, the config says {}",
+                    cell.cell_weights().has_bias(),
+                    config.bias
+                )));
+            }
+            if cell.cell_nonlinearity() != config.nonlinearity {
+                return Err(Error::Mismatch(format!(
+                    "cell {name} has nonlinearity {:?}, the config says {:?}",
+                    cell.cell_nonlinearity(),
+                    config.nonlinearity
+                )));
+            }
+            if dir == 0 {
+                layers.push(Vec::with_capacity(d));
+            }
+            layers[l].push(cell);
+        }
+        Ok(Self { config, layers })
+    }
+}
+
+impl<C> RecurrentStack<C> {
+    /// Time-major view of `x` and its `(T, B)`, after checking it.
+    fn time_major<'a, F: Float>(
+        &self,
+        x: ArrayView3<'a, F>,
+    ) -> Result<(ArrayView3<'a, F>, usize, usize)> {
+        if self.config.batch_first {
+            let (batch, steps) = check::input(&x, self.config.input_size, "B, T")?;
+            Ok((x.permuted_axes([1, 0, 2]), steps, batch))
+        } else {
+            let (steps, batch) = check::input(&x, self.config.input_size, "T, B")?;
+            Ok((x, steps, batch))
+        }
+    }
+
+    fn to_user_layout<F: Float>(&self, a: Array3<F>) -> Array3<F> {
+        if self.config.batch_first {
+            a.permuted_axes([1, 0, 2]).as_standard_layout().into_owned()
+        } else {
+            a
+        }
+    }
+
+    fn inits<F: Float>(
+        &self,
+        init: Option<&Stacked<F, C>>,
+        batch: usize,
+        what: &str,
+    ) -> Result<Vec<C::State>>
+    where
+        C: Cell<F>,
+    {
+        let n = self.layers.len() * self.config.num_directions();
+        let hidden = self.config.hidden_size;
+        match init {
+            Some(s) => {
+                check::stacked::<F, C::State>(s, n, batch, hidden, what)?;
+                Ok(C::State::unstack(s))
+            }
+            None => Ok(vec![C::State::zeros(batch, hidden); n]),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn run<F: Float>(
+        &self,
+        x: ArrayView3<'_, F>,
+        init: Option<&Stacked<F, C>>,
+        lengths: Option<&[usize]>,
+        keep: bool,
+        masks: Vec<Array3<F>>,
+    ) -> Result<(Array3<F>, Stacked<F, C>, Option<StackTape<F, C::Tape>>)>
+    where
+        C: Cell<F>,
+    {
+        let (x, steps, batch) = self.time_major(x)?;
+        check::lengths(lengths, steps, batch)?;
+        let inits = self.inits(init, batch, "init")?;
+        let d = self.config.num_directions();
+        let mut finals = Vec::with_capacity(inits.len());
+        let mut tapes = Vec::with_capacity(inits.len());
+        let mut layer_out: Option<Array3<F>> = None;
+        for (l, cells) in self.layers.iter().enumerate() {
+            let refs: Vec<&C> = cells.iter().collect();
+            let input = layer_out.as_ref().map_or(x, |o| o.view());
+            let (outs, f, t) =
+                run_directions(&refs, input, &inits[l * d..(l + 1) * d], lengths, keep);
+            finals.extend(f);
+            tapes.extend(t.into_iter().flatten());
+            let mut out = concat(outs);
+            if let Some(mask) = masks.get(l) {
+                out *= mask;
+            }
+            layer_out = Some(out);
+        }
+        let out = self.to_user_layout(layer_out.expect("at least one layer"));
+        let tape = keep.then(|| StackTape {
+            tapes,
+            masks,
+            steps,
+            batch,
+            config: self.config,
+        });
+        Ok((out, C::State::stack(&finals), tape))
+    }
+
+    /// Runs the network over `x` from `init` (zeros if `None`), with optional per-sequence
+    /// `lengths`, **without dropout**, and keeps a tape.
+    ///
+    /// Returns `(output, final states, tape)`; see the type's docs for the shapes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] if `x` does not have `input_size` features or a part of `init` is not
+    /// `(L·D, B, H)`; [`Error::InvalidConfig`] if `lengths` does not hold `B` lengths in `1..=T`.
+    pub fn forward<F: Float>(
+        &self,
+        x: ArrayView3<'_, F>,
+        init: Option<&Stacked<F, C>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<StackForward<F, C>>
+    where
+        C: Cell<F>,
+    {
+        let (out, state, tape) = self.run(x, init, lengths, true, Vec::new())?;
+        Ok((out, state, tape.expect("tape kept")))
+    }
+
+    /// Like [`RecurrentStack::forward`], applying dropout between layers (training mode) with
+    /// masks drawn from `rng`. Without dropout (`dropout = 0` or one layer) it equals `forward`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RecurrentStack::forward`].
+    pub fn forward_train<F: Float, R: Rng + ?Sized>(
+        &self,
+        x: ArrayView3<'_, F>,
+        init: Option<&Stacked<F, C>>,
+        lengths: Option<&[usize]>,
+        rng: &mut R,
+    ) -> Result<StackForward<F, C>>
+    where
+        C: Cell<F>,
+    {
+        let (_, steps, batch) = self.time_major(x)?;
+        let p = self.config.dropout;
+        let mut masks = Vec::new();
+        if p > 0.0 {
+            let keep = F::from_f64(if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 });
+            for _ in 1..self.layers.len() {
+                masks.push(Array3::from_shape_simple_fn(
+                    (steps, batch, self.output_size()),
+                    || {
+                        if rng.random::<f64>() < p {
+                            F::zero()
+                        } else {
+                            keep
+                        }
+                    },
+                ));
+            }
+        }
+        let (out, state, tape) = self.run(x, init, lengths, true, masks)?;
+        Ok((out, state, tape.expect("tape kept")))
+    }
+
+    /// Runs the network without dropout and without keeping a tape (inference).
+    ///
+    /// # Errors
+    ///
+    /// As [`RecurrentStack::forward`].
+    pub fn infer<F: Float>(
+        &self,
+        x: ArrayView3<'_, F>,
+        init: Option<&Stacked<F, C>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<(Array3<F>, Stacked<F, C>)>
+    where
+        C: Cell<F>,
+    {
+        let (out, state, _) = self.run(x, init, lengths, false, Vec::new())?;
+        Ok((out, state))
+    }
+
+    /// Backpropagation through time through every layer and direction.
+    ///
+    /// `d_output` is the gradient of the output (same shape; ignored at padded steps), `d_final`
+    /// of the final states `(L·D, B, H)` (`None` = zeros). Adds the parameter gradients into
+    /// `grads` (shaped like `self`) and returns `(dx, d_init)`, `dx` in the input's layout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] if `d_output` or `d_final` does not match the forward pass;
+    /// [`Error::Mismatch`] if `grads` is not shaped like `self` or the tape came from a network
+    /// with other settings.
+    pub fn backward<F: Float>(
+        &self,
+        tape: &StackTape<F, C::Tape>,
+        d_output: ArrayView3<'_, F>,
+        d_final: Option<&Stacked<F, C>>,
+        grads: &mut Self,
+    ) -> Result<(Array3<F>, Stacked<F, C>)>
+    where
+        C: Cell<F>,
+    {
+        let cfg = &self.config;
+        if tape.config != *cfg {
+            return Err(Error::Mismatch(format!(
+                "the tape was recorded by a network with {:?}, this one has {:?}",
+                tape.config, cfg
+            )));
+        }
+        let (steps, batch) = (tape.steps, tape.batch);
+        let want = if cfg.batch_first {
+            (batch, steps, self.output_size())
+        } else {
+            (steps, batch, self.output_size())
+        };
+        if d_output.dim() != want {
+            return Err(shape_err(
+                "d_output",
+                format!("{want:?}, the shape of the output"),
+                d_output.shape(),
+            ));
+        }
+        check_same_layout(&self.named_arrays(), &grads.named_arrays())?;
+        let d_finals = self.inits(d_final, batch, "d_final")?;
+        let d_out = if cfg.batch_first {
+            d_output.permuted_axes([1, 0, 2])
+        } else {
+            d_output
+        };
+
+        let d = cfg.num_directions();
+        let hidden = cfg.hidden_size;
+        let mut d_inits = d_finals.clone();
+        let mut d_cur = d_out.to_owned();
+        for l in (0..self.layers.len()).rev() {
+            let mut dx_layer: Option<Array3<F>> = None;
+            for (dir, (cell, g)) in self.layers[l]
+                .iter()
+                .zip(grads.layers[l].iter_mut())
+                .enumerate()
+            {
+                let k = l * d + dir;
+                let d_dir = d_cur.slice(s![.., .., dir * hidden..(dir + 1) * hidden]);
+                let (dx, d0) = cell.backward_sequence(&tape.tapes[k], d_dir, &d_finals[k], g);
+                d_inits[k] = d0;
+                match &mut dx_layer {
+                    Some(acc) => *acc += &dx,
+                    None => dx_layer = Some(dx),
+                }
+            }
+            let mut dx_layer = dx_layer.expect("at least one direction");
+            if l > 0 {
+                if let Some(mask) = tape.masks.get(l - 1) {
+                    Zip::from(&mut dx_layer).and(mask).for_each(|a, &m| *a *= m);
+                }
+            }
+            d_cur = dx_layer;
+        }
+        Ok((self.to_user_layout(d_cur), C::State::stack(&d_inits)))
+    }
+}
+
+impl<F: Float, C: Cell<F>> Params<F> for RecurrentStack<C> {
+    fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
+        let mut v = Vec::new();
+        for (l, cells) in self.layers.iter().enumerate() {
+            for (dir, cell) in cells.iter().enumerate() {
+                let suffix = if dir == 1 { "_reverse" } else { "" };
+                v.extend(
+                    cell.named_arrays()
+                        .into_iter()
+                        .map(|(n, a)| (format!("{n}_l{l}{suffix}"), a)),
+                );
+            }
+        }
+        v
+    }
+    fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|cells| cells.iter_mut())
+            .flat_map(|c| c.arrays_mut())
+            .collect()
+    }
+}
