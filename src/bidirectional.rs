@@ -6,7 +6,7 @@ use crate::cell::{Cell, Schedule, State};
 use crate::check;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
-use crate::params::{check_same_layout, Params};
+use crate::params::{check_fingerprint, check_same_layout, Params};
 use crate::stack::Stacked;
 
 /// How a bidirectional layer combines the outputs of its two directions (Keras' `merge_mode`).
@@ -79,6 +79,7 @@ pub struct BiTape<F: Float, T> {
     batch: usize,
     input_size: usize,
     hidden_size: usize,
+    weights: u64,
 }
 
 /// Runs `cells[d]` in direction `d` (0 forward, 1 reversed) over `x`.
@@ -253,6 +254,7 @@ impl<C> Bidirectional<C> {
             batch,
             input_size: self.forward.input_size(),
             hidden_size: self.forward.hidden_size(),
+            weights: self.fingerprint(),
         };
         Ok((self.merge_outputs(outs), C::State::stack(&finals), tape))
     }
@@ -286,8 +288,8 @@ impl<C> Bidirectional<C> {
     /// # Errors
     ///
     /// [`Error::Shape`] if `d_output` or `d_final` does not match the forward pass;
-    /// [`Error::Mismatch`] if `grads` is not shaped like `self` or the tape came from a layer of
-    /// other sizes or another merge mode.
+    /// [`Error::Mismatch`] if `grads` is not shaped like `self`, the tape came from a layer of
+    /// other sizes or another merge mode, or the weights changed since it was recorded.
     pub fn backward<F: Float>(
         &self,
         tape: &BiTape<F, C::Tape>,
@@ -321,6 +323,7 @@ impl<C> Bidirectional<C> {
                 d_output.shape(),
             ));
         }
+        check_fingerprint(self, tape.weights)?;
         check_same_layout(&self.named_arrays(), &grads.named_arrays())?;
         let d_finals = match d_final {
             Some(s) => {

@@ -9,7 +9,7 @@ use rand_distr::{Distribution, Uniform};
 
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
-use crate::params::{check_same_layout, Params};
+use crate::params::{check_fingerprint, check_same_layout, Params};
 
 /// A dense layer `y = x Wᵀ + b` over the last axis, as `torch.nn.Linear`.
 ///
@@ -48,6 +48,7 @@ pub struct Linear<F: Float> {
 pub struct LinearTape<F: Float, D> {
     x: Array2<F>,
     dim: D,
+    weights: u64,
 }
 
 impl<F: Float> Linear<F> {
@@ -82,6 +83,11 @@ impl<F: Float> Linear<F> {
                  {out_features}"
             )));
         }
+        if crate::cell::checked_size(&[in_features, out_features]).is_none() {
+            return Err(Error::InvalidConfig(format!(
+                "in_features = {in_features} × out_features = {out_features} is too large to allocate"
+            )));
+        }
         let k = 1.0 / (in_features as f64).sqrt();
         let dist = Uniform::new_inclusive(F::from_f64(-k), F::from_f64(k))
             .map_err(|e| Error::InvalidConfig(format!("uniform(-{k}, {k}): {e}")))?;
@@ -113,7 +119,10 @@ impl<F: Float> Linear<F> {
                 ));
             }
         }
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight: weight.as_standard_layout().into_owned(),
+            bias: bias.map(|b| b.as_standard_layout().into_owned()),
+        })
     }
 
     /// Number of input features.
@@ -183,6 +192,7 @@ impl<F: Float> Linear<F> {
             LinearTape {
                 x: x2,
                 dim: x.raw_dim(),
+                weights: self.fingerprint(),
             },
         ))
     }
@@ -202,7 +212,8 @@ impl<F: Float> Linear<F> {
     /// # Errors
     ///
     /// [`Error::Shape`] if `d_y` is not shaped like the output; [`Error::Mismatch`] if `grads` is not
-    /// shaped like `self` or the tape came from a layer with another `in_features`.
+    /// shaped like `self`, the tape came from a layer with another `in_features`, or the weights
+    /// changed since it was recorded.
     pub fn backward<D: Dimension>(
         &self,
         tape: &LinearTape<F, D>,
@@ -226,6 +237,7 @@ impl<F: Float> Linear<F> {
                 d_y.shape(),
             ));
         }
+        check_fingerprint(self, tape.weights)?;
         check_same_layout(&self.named_arrays(), &grads.named_arrays())?;
         let dy2 = d_y
             .as_standard_layout()
@@ -238,7 +250,8 @@ impl<F: Float> Linear<F> {
                 .and(&dy2.sum_axis(Axis(0)))
                 .for_each(|g, &d| *g += d);
         }
-        let dx2 = dy2.dot(&self.weight);
+        let mut dx2 = Array2::zeros((dy2.nrows(), self.in_features()));
+        general_mat_mul(F::one(), &dy2, &self.weight, F::zero(), &mut dx2);
         Ok(unflatten(dx2, tape.dim.clone(), self.in_features()))
     }
 }

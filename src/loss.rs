@@ -2,7 +2,7 @@
 
 use ndarray::{Array, ArrayView, Dimension, Zip};
 
-use crate::error::{shape_err, Error, Result};
+use crate::error::{shape_err, Result};
 use crate::float::Float;
 
 /// Mean squared error, `mean((prediction − target)²)` over every element
@@ -36,7 +36,11 @@ pub fn mse_loss<F: Float, D: Dimension>(
         ));
     }
     if prediction.is_empty() {
-        return Err(Error::InvalidConfig("mse_loss of empty arrays".into()));
+        return Err(shape_err(
+            "prediction",
+            "at least one element",
+            prediction.shape(),
+        ));
     }
     let n = F::from_usize(prediction.len());
     let scale = F::from_f64(2.0) / n;

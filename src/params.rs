@@ -87,6 +87,21 @@ pub trait Params<F: Float>: Clone {
         Ok(())
     }
 
+    /// A 64-bit hash of every value (FNV-1a over the bit patterns, in order).
+    ///
+    /// Layers record it in their tapes so that `backward` can refuse a tape recorded before the
+    /// weights changed (e.g. by an optimizer step), instead of returning wrong gradients.
+    fn fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for a in self.arrays() {
+            for &v in a.iter() {
+                h = (h ^ Float::as_f64(v).to_bits()).wrapping_mul(0x0100_0000_01b3);
+            }
+            h = (h ^ a.len() as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
     /// The Euclidean norm of all arrays taken together, computed in `f64`.
     fn global_norm(&self) -> f64 {
         self.arrays()
@@ -102,6 +117,19 @@ pub trait Params<F: Float>: Clone {
 }
 
 /// Checks that two array lists have the same length and shapes.
+/// `Err` unless `recorded` is the current fingerprint of `params`.
+pub(crate) fn check_fingerprint<F: Float, P: Params<F>>(params: &P, recorded: u64) -> Result<()> {
+    if params.fingerprint() == recorded {
+        Ok(())
+    } else {
+        Err(Error::Mismatch(
+            "the weights changed after this tape was recorded (e.g. by an optimizer step); run \
+             forward again with the current weights"
+                .to_string(),
+        ))
+    }
+}
+
 pub(crate) fn check_same_layout<F>(
     a: &[(String, ArrayViewD<'_, F>)],
     b: &[(String, ArrayViewD<'_, F>)],

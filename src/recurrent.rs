@@ -6,7 +6,7 @@ use crate::cell::{Cell, Schedule};
 use crate::check;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
-use crate::params::{check_same_layout, Params};
+use crate::params::{check_fingerprint, check_same_layout, Params};
 
 /// One recurrent layer: a [`Cell`] run over time-major sequences `(T, B, I)`.
 ///
@@ -63,6 +63,7 @@ pub struct Tape<T> {
     batch: usize,
     input_size: usize,
     hidden_size: usize,
+    weights: u64,
 }
 
 /// What [`Recurrent::forward`] returns: outputs `(T, B, H)`, the final state and the tape.
@@ -94,6 +95,22 @@ impl<C> Recurrent<C> {
     /// Consumes the layer and returns the cell.
     pub fn into_cell(self) -> C {
         self.cell
+    }
+
+    /// Number of input features `I`.
+    pub fn input_size<F: Float>(&self) -> usize
+    where
+        C: Cell<F>,
+    {
+        self.cell.input_size()
+    }
+
+    /// Number of hidden units `H` (features per output step).
+    pub fn hidden_size<F: Float>(&self) -> usize
+    where
+        C: Cell<F>,
+    {
+        self.cell.hidden_size()
     }
 }
 
@@ -147,6 +164,7 @@ impl<C> Recurrent<C> {
             batch,
             input_size: self.cell.input_size(),
             hidden_size: self.cell.hidden_size(),
+            weights: self.cell.fingerprint(),
         };
         Ok((out, last, tape))
     }
@@ -188,8 +206,9 @@ impl<C> Recurrent<C> {
     ///
     /// # Errors
     ///
-    /// [`Error::Shape`] if `d_output` or `d_final` does not match the tape, or the tape was recorded by
-    /// a layer of other sizes; [`Error::Mismatch`] if `grads` is not shaped like `self`.
+    /// [`Error::Shape`] if `d_output` or `d_final` does not match the tape; [`Error::Mismatch`] if
+    /// `grads` is not shaped like `self`, the tape was recorded by a layer of other sizes, or the
+    /// weights changed since the tape was recorded.
     pub fn backward<F: Float>(
         &self,
         tape: &Tape<C::Tape>,
@@ -216,6 +235,7 @@ impl<C> Recurrent<C> {
                 d_output.shape(),
             ));
         }
+        check_fingerprint(&self.cell, tape.weights)?;
         check_same_layout(&self.named_arrays(), &grads.named_arrays())?;
         let zero;
         let d_final = match d_final {

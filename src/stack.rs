@@ -9,7 +9,7 @@ use crate::cell::{Cell, CellWeights, GruCell, LstmCell, Nonlinearity, RnnCell, S
 use crate::check;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
-use crate::params::{check_same_layout, Params};
+use crate::params::{check_fingerprint, check_same_layout, Params};
 
 /// The settings of a recurrent network, with `torch.nn.RNN`/`LSTM`/`GRU`'s defaults.
 ///
@@ -298,6 +298,7 @@ pub struct StackTape<F: Float, T> {
     steps: usize,
     batch: usize,
     config: RecurrentConfig,
+    weights: u64,
 }
 
 /// The stacked state type of a stack of `C` cells.
@@ -505,6 +506,7 @@ impl<C> RecurrentStack<C> {
             steps,
             batch,
             config: self.config,
+            weights: self.fingerprint(),
         });
         Ok((out, C::State::stack(&finals), tape))
     }
@@ -596,8 +598,8 @@ impl<C> RecurrentStack<C> {
     /// # Errors
     ///
     /// [`Error::Shape`] if `d_output` or `d_final` does not match the forward pass;
-    /// [`Error::Mismatch`] if `grads` is not shaped like `self` or the tape came from a network
-    /// with other settings.
+    /// [`Error::Mismatch`] if `grads` is not shaped like `self`, the tape came from a network
+    /// with other settings, or the weights changed since it was recorded.
     pub fn backward<F: Float>(
         &self,
         tape: &StackTape<F, C::Tape>,
@@ -628,6 +630,7 @@ impl<C> RecurrentStack<C> {
                 d_output.shape(),
             ));
         }
+        check_fingerprint(self, tape.weights)?;
         check_same_layout(&self.named_arrays(), &grads.named_arrays())?;
         let d_finals = self.inits(d_final, batch, "d_final")?;
         let d_out = if cfg.batch_first {

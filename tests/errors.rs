@@ -7,8 +7,8 @@ use common::*;
 use ndarray::{arr1, arr2, Array1, Array2, Array3};
 use recurrent::optim::{clip_grad_norm, AdamConfig, SgdConfig};
 use recurrent::{
-    mse_loss, CellWeights, Error, Linear, LstmCell, LstmState, Nonlinearity, Params, Recurrent,
-    RnnCell,
+    mse_loss, Bidirectional, CellWeights, Error, Gru, GruCell, Linear, Lstm, LstmCell, LstmState,
+    MergeMode, Nonlinearity, Params, Recurrent, RecurrentConfig, RecurrentStack, Rnn, RnnCell,
 };
 
 fn lstm(i: usize, h: usize) -> Recurrent<LstmCell<f64>> {
@@ -198,11 +198,12 @@ fn mse_errors() {
         m.starts_with("target has shape [3, 2], expected [2, 3]"),
         "{m}"
     );
-    let (e, _) = msg(mse_loss(
+    let (e, m) = msg(mse_loss(
         Array2::<f64>::zeros((0, 3)).view(),
         Array2::zeros((0, 3)).view(),
     ));
-    assert!(matches!(e, Error::InvalidConfig(_)));
+    assert!(matches!(e, Error::Shape { .. }), "{m}");
+    assert!(m.contains("at least one element"), "{m}");
 }
 
 #[test]
@@ -323,4 +324,303 @@ fn clipping_errors() {
     assert!(matches!(e, Error::NonFinite(_)), "{m}");
     // Left untouched.
     assert_eq!(g.arrays()[1][[0, 0]], 1.0);
+}
+
+#[test]
+fn more_documented_errors() {
+    // Linear: a tape from a layer with another in_features; zero-size weights.
+    let a = Linear::<f64>::new(4, 2, &mut rng(0)).unwrap();
+    let b = Linear::<f64>::new(3, 2, &mut rng(0)).unwrap();
+    let (_, tape_b) = b.forward(Array2::<f64>::zeros((1, 3)).view()).unwrap();
+    let mut g = a.zeros_like();
+    let (e, m) = msg(a.backward(&tape_b, Array2::zeros((1, 2)).view(), &mut g));
+    assert!(
+        matches!(e, Error::Mismatch(_)) && m.contains("3 in_features"),
+        "{m}"
+    );
+    assert!(matches!(
+        Linear::<f64>::from_weights(Array2::zeros((0, 3)), None),
+        Err(Error::Shape { .. })
+    ));
+    // Params::add_scaled with another layout.
+    let mut x = lstm(3, 4);
+    let (e, _) = msg(x.add_scaled(1.0, &lstm(3, 5)));
+    assert!(matches!(e, Error::Mismatch(_)));
+    // CellWeights with zero sizes.
+    let zero_h = CellWeights::<f64> {
+        weight_ih: Array2::zeros((0, 3)),
+        weight_hh: Array2::zeros((0, 0)),
+        bias_ih: None,
+        bias_hh: None,
+    };
+    let (_, m) = msg(LstmCell::from_weights(zero_h));
+    assert!(m.contains("H ≥ 1"), "{m}");
+    let zero_i = CellWeights::<f64> {
+        weight_ih: Array2::zeros((8, 0)),
+        weight_hh: Array2::zeros((8, 2)),
+        bias_ih: None,
+        bias_hh: None,
+    };
+    let (_, m) = msg(LstmCell::from_weights(zero_i));
+    assert!(m.contains("I ≥ 1"), "{m}");
+    // Optimizer settings.
+    assert!(SgdConfig::<f64>::new(0.1)
+        .with_dampening(-0.1)
+        .build()
+        .is_err());
+    assert!(AdamConfig::<f64>::new(0.1)
+        .with_eps(f64::NAN)
+        .build()
+        .is_err());
+    assert!(AdamConfig::<f64>::new(0.1)
+        .with_betas(f64::NAN, 0.9)
+        .build()
+        .is_err());
+    let mut opt = SgdConfig::new(0.1).build().unwrap();
+    assert!(opt.set_learning_rate(f64::NAN).is_err());
+}
+
+#[test]
+fn sizes_too_large_to_allocate() {
+    let (e, m) = msg(LstmCell::<f32>::new(1, 1 << 62, &mut rng(0)));
+    assert!(
+        matches!(e, Error::InvalidConfig(_)) && m.contains("too large"),
+        "{m}"
+    );
+    let (e, _) = msg(Linear::<f32>::new(1 << 40, 1 << 40, &mut rng(0)));
+    assert!(matches!(e, Error::InvalidConfig(_)));
+}
+
+#[test]
+fn clip_accepts_infinite_max_norm() {
+    let mut g = Linear::<f64>::from_weights(arr2(&[[3.0, 4.0]]), None).unwrap();
+    assert_eq!(clip_grad_norm(&mut g, f64::INFINITY).unwrap(), 5.0);
+    assert_eq!(g.weight(), &arr2(&[[3.0, 4.0]]));
+}
+
+/// Forward, then an optimizer step, then backward with the old tape: an error, not wrong gradients.
+#[test]
+fn stale_tape_after_weights_changed() {
+    let mut opt = SgdConfig::new(0.1).build().unwrap();
+    let x = Array3::<f64>::ones((3, 2, 3));
+
+    let mut layer = lstm(3, 4);
+    let (out, _, tape) = layer.forward(x.view(), None).unwrap();
+    let mut g = layer.zeros_like();
+    layer
+        .backward(&tape, Array3::ones(out.dim()).view(), None, &mut g)
+        .unwrap();
+    opt.step(&mut layer, &g).unwrap();
+    let (e, m) = msg(layer.backward(&tape, Array3::ones(out.dim()).view(), None, &mut g));
+    assert!(
+        matches!(e, Error::Mismatch(_)) && m.contains("weights changed"),
+        "{m}"
+    );
+
+    let mut head = Linear::<f64>::new(3, 1, &mut rng(1)).unwrap();
+    let (y, tape) = head.forward(x.view()).unwrap();
+    let mut gh = head.zeros_like();
+    head.backward(&tape, Array3::ones(y.dim()).view(), &mut gh)
+        .unwrap();
+    let mut opt2 = SgdConfig::new(0.1).build().unwrap();
+    opt2.step(&mut head, &gh).unwrap();
+    assert!(matches!(
+        head.backward(&tape, Array3::ones(y.dim()).view(), &mut gh),
+        Err(Error::Mismatch(_))
+    ));
+
+    let mut net =
+        Gru::<f64>::new(RecurrentConfig::new(3, 2).with_num_layers(2), &mut rng(2)).unwrap();
+    let (o, _, tape) = net.forward(x.view(), None, None).unwrap();
+    let mut gn = net.zeros_like();
+    net.backward(&tape, Array3::ones(o.dim()).view(), None, &mut gn)
+        .unwrap();
+    let mut opt3 = SgdConfig::new(0.1).build().unwrap();
+    opt3.step(&mut net, &gn).unwrap();
+    assert!(matches!(
+        net.backward(&tape, Array3::ones(o.dim()).view(), None, &mut gn),
+        Err(Error::Mismatch(_))
+    ));
+}
+
+#[test]
+fn invalid_lengths() {
+    let net = Lstm::<f64>::new(
+        RecurrentConfig::new(3, 2).with_bidirectional(true),
+        &mut rng(0),
+    )
+    .unwrap();
+    let x = Array3::<f64>::zeros((4, 3, 3));
+    let cases: [(&[usize], &str); 4] = [
+        (
+            &[4, 0, 2],
+            "lengths[1] = 0: every sequence needs at least one step",
+        ),
+        (
+            &[4, 5, 2],
+            "lengths[1] = 5 exceeds the 4 time steps of the input",
+        ),
+        (&[4, 2], "lengths has 2 entries, the batch has 3 sequences"),
+        (&[4, 2, 1, 1], "lengths has 4 entries"),
+    ];
+    for (lengths, want) in cases {
+        let (e, m) = msg(net.forward(x.view(), None, Some(lengths)));
+        assert!(matches!(e, Error::InvalidConfig(_)), "{m}");
+        assert!(m.contains(want), "{m} should contain {want}");
+        assert!(net.infer(x.view(), None, Some(lengths)).is_err());
+    }
+    let cells = net.layer(0);
+    let bi = Bidirectional::new(cells[0].clone(), cells[1].clone()).unwrap();
+    assert!(matches!(
+        bi.forward(x.view(), None, Some(&[4, 0, 2])),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        bi.infer(x.view(), None, Some(&[9, 1, 2])),
+        Err(Error::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn invalid_network_config() {
+    let cases = [
+        (
+            RecurrentConfig::new(0, 2),
+            "input_size, hidden_size and num_layers must be at least 1",
+        ),
+        (RecurrentConfig::new(3, 2).with_num_layers(0), "num_layers"),
+        (
+            RecurrentConfig::new(3, 2).with_dropout(1.5),
+            "dropout must be a probability in [0, 1], got 1.5",
+        ),
+        (RecurrentConfig::new(3, 2).with_dropout(f64::NAN), "dropout"),
+    ];
+    for (config, want) in cases {
+        let (e, m) = msg(Lstm::<f32>::new(config, &mut rng(0)));
+        assert!(matches!(e, Error::InvalidConfig(_)), "{m}");
+        assert!(m.contains(want), "{m} should contain {want}");
+    }
+    let relu = RecurrentConfig::new(3, 2).with_nonlinearity(Nonlinearity::Relu);
+    let (_, m) = msg(Lstm::<f32>::new(relu, &mut rng(0)));
+    assert!(m.contains("applies to Rnn only"), "{m}");
+    assert!(Gru::<f32>::new(relu, &mut rng(0)).is_err());
+    assert!(Rnn::<f32>::new(relu, &mut rng(0)).is_ok());
+}
+
+#[test]
+fn network_shape_errors() {
+    let config = RecurrentConfig::new(3, 2)
+        .with_num_layers(2)
+        .with_bidirectional(true);
+    let net = Lstm::<f64>::new(config, &mut rng(0)).unwrap();
+    let x = Array3::<f64>::zeros((4, 3, 3));
+    // init must be (L·D, B, H) = (4, 3, 2).
+    let bad = LstmState {
+        h: Array3::zeros((2, 3, 2)),
+        c: Array3::zeros((4, 3, 2)),
+    };
+    let (_, m) = msg(net.forward(x.view(), Some(&bad), None));
+    assert!(
+        m.starts_with("init.h has shape [2, 3, 2], expected (4, 3, 2)"),
+        "{m}"
+    );
+    let (out, _, tape) = net.forward(x.view(), None, None).unwrap();
+    let mut g = net.zeros_like();
+    let (_, m) = msg(net.backward(&tape, Array3::zeros((4, 3, 2)).view(), None, &mut g));
+    assert!(
+        m.starts_with("d_output has shape [4, 3, 2], expected (4, 3, 4)"),
+        "{m}"
+    );
+    let bad_final = LstmState {
+        h: Array3::zeros((4, 3, 2)),
+        c: Array3::zeros((4, 2, 2)),
+    };
+    let (_, m) = msg(net.backward(
+        &tape,
+        Array3::zeros(out.dim()).view(),
+        Some(&bad_final),
+        &mut g,
+    ));
+    assert!(m.starts_with("d_final.c has shape [4, 2, 2]"), "{m}");
+    // grads of another network; a tape of another network.
+    let other = Lstm::<f64>::new(config.with_num_layers(1), &mut rng(1)).unwrap();
+    let mut g_other = other.zeros_like();
+    assert!(matches!(
+        net.backward(&tape, Array3::zeros(out.dim()).view(), None, &mut g_other),
+        Err(Error::Mismatch(_))
+    ));
+    let (_, _, other_tape) = other.forward(x.view(), None, None).unwrap();
+    let (e, m) = msg(net.backward(&other_tape, Array3::zeros(out.dim()).view(), None, &mut g));
+    assert!(
+        matches!(e, Error::Mismatch(_)) && m.contains("tape was recorded by a network"),
+        "{m}"
+    );
+    // Batch-first input is (B, T, I).
+    let bf = Gru::<f64>::new(
+        RecurrentConfig::new(3, 2).with_batch_first(true),
+        &mut rng(2),
+    )
+    .unwrap();
+    let (_, m) = msg(bf.forward(Array3::<f64>::zeros((3, 4, 5)).view(), None, None));
+    assert!(m.contains("(B, T, 3)"), "{m}");
+}
+
+#[test]
+fn from_cells_errors() {
+    let config = RecurrentConfig::new(3, 2).with_bidirectional(true);
+    let cell = |i, h| LstmCell::<f64>::new(i, h, &mut rng(0)).unwrap();
+    let (_, m) = msg(RecurrentStack::from_cells(config, vec![cell(3, 2)]));
+    assert!(m.contains("need 2 cells, got 1"), "{m}");
+    let (e, m) = msg(RecurrentStack::from_cells(
+        config,
+        vec![cell(3, 2), cell(4, 2)],
+    ));
+    assert!(
+        matches!(e, Error::Mismatch(_)) && m.contains("cell l0_reverse"),
+        "{m}"
+    );
+    let nobias = LstmCell::<f64>::with_bias(3, 2, false, &mut rng(0)).unwrap();
+    let (_, m) = msg(RecurrentStack::from_cells(config, vec![cell(3, 2), nobias]));
+    assert!(m.contains("bias = false"), "{m}");
+    let relu = RnnCell::<f64>::new(3, 2, Nonlinearity::Relu, &mut rng(0)).unwrap();
+    let (_, m) = msg(RecurrentStack::from_cells(
+        config.with_bidirectional(false),
+        vec![relu],
+    ));
+    assert!(m.contains("nonlinearity Relu"), "{m}");
+}
+
+#[test]
+fn bidirectional_errors() {
+    let (e, _) = msg(Bidirectional::new(
+        GruCell::<f64>::new(3, 2, &mut rng(0)).unwrap(),
+        GruCell::<f64>::new(3, 4, &mut rng(0)).unwrap(),
+    ));
+    assert!(matches!(e, Error::Mismatch(_)));
+    let bi = Bidirectional::new(
+        GruCell::<f64>::new(3, 2, &mut rng(0)).unwrap(),
+        GruCell::<f64>::new(3, 2, &mut rng(1)).unwrap(),
+    )
+    .unwrap();
+    let x = Array3::<f64>::zeros((4, 2, 3));
+    let (out, _, tape) = bi.forward(x.view(), None, None).unwrap();
+    let mul = bi.clone().with_merge(MergeMode::Mul);
+    let mut g = mul.zeros_like();
+    let (e, m) = msg(mul.backward(&tape, Array3::zeros((4, 2, 2)).view(), None, &mut g));
+    assert!(
+        matches!(e, Error::Mismatch(_)) && m.contains("merge mode"),
+        "{m}"
+    );
+    let mut g = bi.zeros_like();
+    let (_, m) = msg(bi.backward(&tape, Array3::zeros((4, 2, 2)).view(), None, &mut g));
+    assert!(
+        m.starts_with("d_output has shape [4, 2, 2], expected (4, 2, 4)"),
+        "{m}"
+    );
+    let _ = out;
+    let (_, m) = msg(bi.forward(x.view(), Some(&Array3::zeros((1, 2, 2))), None));
+    assert!(
+        m.starts_with("init.h has shape [1, 2, 2], expected (2, 2, 2)"),
+        "{m}"
+    );
 }

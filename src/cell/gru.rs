@@ -160,8 +160,9 @@ impl<F: Float> GruCell<F> {
     /// (`weight_hh` must be `(3H, H)`, `weight_ih` `(3H, I)`, biases `(3H)`), and
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if only one bias is given.
     pub fn from_weights(weights: CellWeights<F>) -> Result<Self> {
-        weights.check(GATES)?;
-        Ok(Self { weights })
+        Ok(Self {
+            weights: weights.checked(GATES)?,
+        })
     }
 
     /// The weights, in PyTorch's layout.

@@ -223,8 +223,9 @@ impl<F: Float> LstmCell<F> {
     /// (`weight_hh` must be `(4H, H)`, `weight_ih` `(4H, I)`, biases `(4H)`), and
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if only one bias is given.
     pub fn from_weights(weights: CellWeights<F>) -> Result<Self> {
-        weights.check(GATES)?;
-        Ok(Self { weights })
+        Ok(Self {
+            weights: weights.checked(GATES)?,
+        })
     }
 
     /// The weights, in PyTorch's layout.

@@ -165,9 +165,8 @@ impl<F: Float> RnnCell<F> {
     /// (`weight_hh` must be `(H, H)`, `weight_ih` `(H, I)`, biases `(H)`), and
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if only one bias is given.
     pub fn from_weights(weights: CellWeights<F>, nonlinearity: Nonlinearity) -> Result<Self> {
-        weights.check(1)?;
         Ok(Self {
-            weights,
+            weights: weights.checked(1)?,
             nonlinearity,
         })
     }

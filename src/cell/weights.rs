@@ -51,10 +51,17 @@ impl<F: Float> CellWeights<F> {
                  hidden_size = {hidden_size}"
             )));
         }
+        let gh = checked_size(&[gates, hidden_size, input_size.max(hidden_size)])
+            .map(|_| gates * hidden_size)
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "input_size = {input_size} and hidden_size = {hidden_size} are too large to \
+                     allocate"
+                ))
+            })?;
         let k = 1.0 / (hidden_size as f64).sqrt();
         let dist = Uniform::new_inclusive(F::from_f64(-k), F::from_f64(k))
             .map_err(|e| Error::InvalidConfig(format!("uniform(-{k}, {k}): {e}")))?;
-        let gh = gates * hidden_size;
         let mut draw2 = |r, c| Array2::from_shape_simple_fn((r, c), || dist.sample(rng));
         let weight_ih = draw2(gh, input_size);
         let weight_hh = draw2(gh, hidden_size);
@@ -81,7 +88,7 @@ impl<F: Float> CellWeights<F> {
     /// exactly one bias is given or a size is zero.
     pub fn check(&self, gates: usize) -> Result<(usize, usize)> {
         let (rows, hidden) = self.weight_hh.dim();
-        if hidden == 0 || rows != gates * hidden {
+        if hidden == 0 || hidden.checked_mul(gates) != Some(rows) {
             return Err(shape_err(
                 "weight_hh",
                 format!("({gates}·H, H) with H ≥ 1 ({gates} gates)"),
@@ -112,6 +119,26 @@ impl<F: Float> CellWeights<F> {
             }
         }
         Ok((input, hidden))
+    }
+
+    /// Checks the shapes (as [`CellWeights::check`]) and stores every array in standard (row-major)
+    /// layout, so that the fast path never meets a transposed weight.
+    pub(crate) fn checked(mut self, gates: usize) -> Result<Self> {
+        self.check(gates)?;
+        fn standard<F: Float, D: ndarray::Dimension>(a: &mut ndarray::Array<F, D>) {
+            if !a.is_standard_layout() {
+                *a = a.as_standard_layout().into_owned();
+            }
+        }
+        standard(&mut self.weight_ih);
+        standard(&mut self.weight_hh);
+        if let Some(b) = &mut self.bias_ih {
+            standard(b);
+        }
+        if let Some(b) = &mut self.bias_hh {
+            standard(b);
+        }
+        Ok(self)
     }
 
     /// `true` if the cell has biases.
@@ -191,8 +218,17 @@ impl<F: Float> CellWeights<F> {
         }
     }
 
-    /// `d_xp W_ih`: the gradient of the inputs, `(N, I)`.
+    /// `d_xp W_ih`: the gradient of the inputs, `(N, I)`, in standard layout.
     pub(crate) fn input_grad(&self, d_xp: ArrayView2<'_, F>) -> Array2<F> {
-        d_xp.dot(&self.weight_ih)
+        let mut dx = Array2::zeros((d_xp.nrows(), self.weight_ih.ncols()));
+        general_mat_mul(F::one(), &d_xp, &self.weight_ih, F::zero(), &mut dx);
+        dx
     }
+}
+
+/// `Some(product)` if the product of `dims` fits in `isize` (ndarray's limit on element counts).
+pub(crate) fn checked_size(dims: &[usize]) -> Option<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= isize::MAX as usize)
 }

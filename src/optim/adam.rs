@@ -27,7 +27,7 @@ pub struct AdamConfig<F> {
     pub beta2: F,
     /// Added to the denominator for stability (default `1e-8`).
     pub eps: F,
-    /// L2 penalty added to the gradient (default `0`; for decoupled decay use AdamW).
+    /// L2 penalty added to the gradient (default `0`; this is Adam's coupled decay, not AdamW's).
     pub weight_decay: F,
     /// Use the maximum of past second moments (AMSGrad; default `false`).
     pub amsgrad: bool,

@@ -11,7 +11,8 @@ use crate::params::Params;
 ///
 /// # Errors
 ///
-/// * [`Error::InvalidConfig`] if `max_norm` is negative or not finite.
+/// * [`Error::InvalidConfig`] if `max_norm` is negative or NaN. `+inf` is accepted and only
+///   measures the norm, as in PyTorch.
 /// * [`Error::NonFinite`] if the total norm is NaN or infinite (a gradient holds NaN or ∞); the
 ///   gradients are left untouched, so the caller can skip the step. (PyTorch's default would scale
 ///   every gradient by NaN.)
@@ -20,18 +21,22 @@ use crate::params::Params;
 ///
 /// ```
 /// use ndarray::array;
-/// use recurrent::{optim::clip_grad_norm, CellWeights, Params};
+/// use recurrent::{optim::clip_grad_norm, Params};
 ///
 /// let mut g = recurrent::Linear::from_weights(array![[3.0, 4.0]], None)?; // norm 5
 /// let norm = clip_grad_norm(&mut g, 1.0)?;
 /// assert_eq!(norm, 5.0);
 /// assert!((g.global_norm() - 1.0).abs() < 1e-6);
+///
+/// // A NaN gradient: skip this update instead of corrupting the weights.
+/// g.arrays_mut()[0][[0, 0]] = f64::NAN;
+/// assert!(clip_grad_norm(&mut g, 1.0).is_err());
 /// # Ok::<(), recurrent::Error>(())
 /// ```
 pub fn clip_grad_norm<F: Float, P: Params<F>>(grads: &mut P, max_norm: F) -> Result<F> {
-    if !(max_norm.is_finite() && max_norm >= F::zero()) {
+    if max_norm.is_nan() || max_norm < F::zero() {
         return Err(Error::InvalidConfig(format!(
-            "max_norm must be finite and >= 0, got {max_norm}"
+            "max_norm must be >= 0 (or +inf to only measure the norm), got {max_norm}"
         )));
     }
     // Norm of the per-array norms, as PyTorch computes it.
