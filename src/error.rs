@@ -25,6 +25,16 @@ pub enum Error {
     Mismatch(String),
     /// A gradient or loss is NaN or infinite where a finite value is required.
     NonFinite(String),
+    /// Reading or writing a file failed.
+    Io {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        message: String,
+    },
+    /// A weight file is corrupt, truncated, or does not hold the tensors the model needs; the
+    /// message names the tensor and the problem.
+    WeightFile(String),
 }
 
 impl fmt::Display for Error {
@@ -38,6 +48,8 @@ impl fmt::Display for Error {
             Error::InvalidConfig(msg) => write!(f, "invalid configuration: {msg}"),
             Error::Mismatch(msg) => write!(f, "mismatch: {msg}"),
             Error::NonFinite(msg) => write!(f, "non-finite value: {msg}"),
+            Error::Io { path, message } => write!(f, "{path}: {message}"),
+            Error::WeightFile(msg) => write!(f, "weight file: {msg}"),
         }
     }
 }

@@ -75,6 +75,7 @@ pub mod cell;
 mod check;
 mod error;
 mod float;
+pub mod io;
 mod linear;
 mod loss;
 pub mod optim;

@@ -125,6 +125,34 @@ impl<F: Float> Linear<F> {
         })
     }
 
+    /// Loads `{prefix}weight` `(out, in)` and, if present, `{prefix}bias` `(out)` from a safetensors
+    /// file (PyTorch's `nn.Linear` `state_dict()` keys).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the file cannot be read; [`Error::WeightFile`] if it is corrupt or the
+    /// weight is missing or misshaped.
+    pub fn load_safetensors(path: impl AsRef<std::path::Path>, prefix: &str) -> Result<Self> {
+        let path = path.as_ref();
+        let mut file = crate::io::read::<F>(path)?;
+        let (kw, kb) = (format!("{prefix}weight"), format!("{prefix}bias"));
+        let weight = crate::io::rank(crate::io::take(&mut file, &kw, path)?, &kw)?;
+        let bias = match file.tensors.remove(&kb) {
+            Some(b) => Some(crate::io::rank(b, &kb)?),
+            None => None,
+        };
+        Self::from_weights(weight, bias).map_err(|e| Error::WeightFile(format!("`{prefix}…`: {e}")))
+    }
+
+    /// Saves `{prefix}weight` and `{prefix}bias`, atomically.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the file cannot be written.
+    pub fn save_safetensors(&self, path: impl AsRef<std::path::Path>, prefix: &str) -> Result<()> {
+        crate::io::save(self, path, prefix)
+    }
+
     /// Number of input features.
     pub fn in_features(&self) -> usize {
         self.weight.ncols()

@@ -1,0 +1,345 @@
+//! Weight files in the safetensors format, with PyTorch's `state_dict()` names, both ways.
+//!
+//! * [`RecurrentStack::load_safetensors`](crate::RecurrentStack::load_safetensors) builds an
+//!   [`Rnn`](crate::Rnn), [`Lstm`](crate::Lstm) or [`Gru`](crate::Gru) from a file written by
+//!   PyTorch (`safetensors.torch.save_file(model.state_dict(), path)`), inferring `input_size`,
+//!   `hidden_size`, `num_layers`, `bidirectional` and `bias` from the keys and shapes.
+//! * [`Linear::load_safetensors`](crate::Linear::load_safetensors) does the same for `nn.Linear`.
+//! * [`save`] writes any [`Params`] (a layer, a tuple of layers, your own model) under its names,
+//!   which for the crate's layers are exactly the keys PyTorch's `load_state_dict(strict=True)`
+//!   expects; [`load`] fills any [`Params`] from a file, strictly.
+//!
+//! An optional key prefix (`"encoder.rnn."`) picks one module out of a whole model's file, as
+//! PyTorch's `state_dict` nests names. Stored `f16`, `bf16`, `f32` and `f64` tensors load into
+//! either float type. Saving writes a temporary file beside the target and renames it, so a crash
+//! never leaves a half-written file.
+//!
+//! # Examples
+//!
+//! ```
+//! use rand::SeedableRng;
+//! use recurrent::{io, Lstm, Params, RecurrentConfig};
+//!
+//! let dir = std::env::temp_dir().join(format!("recurrent-io-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let path = dir.join("lstm.safetensors");
+//!
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+//! let config = RecurrentConfig::new(8, 16).with_num_layers(2).with_bidirectional(true);
+//! let lstm = Lstm::<f32>::new(config, &mut rng)?;
+//! lstm.save_safetensors(&path, "rnn.")?; // keys "rnn.weight_ih_l0", …
+//!
+//! let back = Lstm::<f64>::load_safetensors(&path, "rnn.")?; // sizes inferred from the file
+//! assert_eq!(back.config().num_layers, 2);
+//! assert!(back.config().bidirectional);
+//! assert_eq!(back.names(), lstm.names());
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), recurrent::Error>(())
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use ndarray::{ArrayD, IxDyn};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::params::Params;
+
+/// The tensors of a safetensors file, converted to `F`, by name.
+#[derive(Debug, Clone)]
+pub struct TensorFile<F> {
+    /// Every tensor of a float type, by key.
+    pub tensors: BTreeMap<String, ArrayD<F>>,
+    /// Keys of tensors of other (integer, boolean) types, which were not converted.
+    pub skipped: Vec<String>,
+    /// The file's string metadata.
+    pub metadata: HashMap<String, String>,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// IEEE half precision to `f32`, exactly.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let mant = u32::from(h & 0x3ff);
+    let bits = match (exp, mant) {
+        (0, 0) => sign,
+        (0, _) => {
+            // Subnormal: normalise the mantissa.
+            let mut e: u32 = 127 - 15 + 1;
+            let mut m = mant;
+            while m & 0x400 == 0 {
+                m <<= 1;
+                e -= 1;
+            }
+            sign | (e << 23) | ((m & 0x3ff) << 13)
+        }
+        (31, _) => sign | 0x7f80_0000 | (mant << 13),
+        _ => sign | ((exp + 127 - 15) << 23) | (mant << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// Reads every float tensor of a safetensors file, converting `f16`, `bf16`, `f32` and `f64` to `F`.
+///
+/// # Errors
+///
+/// [`Error::Io`] if the file cannot be read; [`Error::WeightFile`] if it is truncated or corrupt.
+pub fn read<F: Float>(path: impl AsRef<Path>) -> Result<TensorFile<F>> {
+    let path = path.as_ref();
+    let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
+    let corrupt = |e: safetensors::SafeTensorError| {
+        Error::WeightFile(format!(
+            "{} is not a valid safetensors file: {e}",
+            path.display()
+        ))
+    };
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
+    let st = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
+    let mut tensors = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for (key, view) in st.tensors() {
+        let data = view.data();
+        let values: Vec<F> = match view.dtype() {
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|c| F::from_f64(f64::from_le_bytes(c.try_into().expect("8 bytes"))))
+                .collect(),
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|c| {
+                    F::from_f64(f64::from(f32::from_le_bytes(
+                        c.try_into().expect("4 bytes"),
+                    )))
+                })
+                .collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|c| F::from_f64(f64::from(f16_to_f32(u16::from_le_bytes([c[0], c[1]])))))
+                .collect(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|c| {
+                    let bits = u32::from(u16::from_le_bytes([c[0], c[1]])) << 16;
+                    F::from_f64(f64::from(f32::from_bits(bits)))
+                })
+                .collect(),
+            _ => {
+                skipped.push(key);
+                continue;
+            }
+        };
+        let array = ArrayD::from_shape_vec(IxDyn(view.shape()), values)
+            .map_err(|e| Error::WeightFile(format!("tensor `{key}` in {}: {e}", path.display())))?;
+        tensors.insert(key, array);
+    }
+    Ok(TensorFile {
+        tensors,
+        skipped,
+        metadata: meta.metadata().clone().unwrap_or_default(),
+    })
+}
+
+/// Writes named arrays to a safetensors file atomically (temporary file, then rename), in `F`'s own
+/// dtype (`F32` or `F64`).
+///
+/// # Errors
+///
+/// [`Error::Io`] if the file cannot be written; [`Error::WeightFile`] if two arrays share a name.
+pub fn write<F: Float>(
+    path: impl AsRef<Path>,
+    arrays: &[(String, ArrayD<F>)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let dtype = if std::mem::size_of::<F>() == 4 {
+        Dtype::F32
+    } else {
+        Dtype::F64
+    };
+    let mut buffers: BTreeMap<&str, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    for (name, a) in arrays {
+        let mut bytes = Vec::with_capacity(a.len() * std::mem::size_of::<F>());
+        for &v in a.iter() {
+            if dtype == Dtype::F32 {
+                bytes.extend_from_slice(&(v.as_f64() as f32).to_le_bytes());
+            } else {
+                bytes.extend_from_slice(&v.as_f64().to_le_bytes());
+            }
+        }
+        if buffers.insert(name, (a.shape().to_vec(), bytes)).is_some() {
+            return Err(Error::WeightFile(format!("two arrays are named `{name}`")));
+        }
+    }
+    let mut views = Vec::with_capacity(buffers.len());
+    for (name, (shape, bytes)) in &buffers {
+        let view = safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes)
+            .map_err(|e| Error::WeightFile(format!("tensor `{name}`: {e}")))?;
+        views.push((*name, view));
+    }
+    let bytes = safetensors::serialize(views, metadata)
+        .map_err(|e| Error::WeightFile(format!("serialising {}: {e}", path.display())))?;
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io_err(path, "not a file path"))?
+        .to_string_lossy();
+    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(path, e));
+    }
+    Ok(())
+}
+
+/// Saves every array of `params` under `prefix + name` (PyTorch's `state_dict` keys for the
+/// crate's layers), atomically.
+///
+/// # Errors
+///
+/// As [`write`].
+pub fn save<F: Float, P: Params<F>>(
+    params: &P,
+    path: impl AsRef<Path>,
+    prefix: &str,
+) -> Result<()> {
+    let arrays = prefixed(params, prefix);
+    let mut metadata = HashMap::new();
+    metadata.insert("format".to_string(), "pt".to_string());
+    metadata.insert(
+        "written_by".to_string(),
+        format!("recurrent {}", env!("CARGO_PKG_VERSION")),
+    );
+    write(path, &arrays, Some(metadata))
+}
+
+/// Every array of `params`, copied, under `prefix + name`: to combine several modules in one file
+/// with [`write`].
+///
+/// # Examples
+///
+/// ```
+/// use rand::SeedableRng;
+/// use recurrent::{io, Linear, Lstm, RecurrentConfig};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let rnn = Lstm::<f32>::new(RecurrentConfig::new(3, 8), &mut rng)?;
+/// let head = Linear::<f32>::new(8, 1, &mut rng)?;
+/// let mut arrays = io::prefixed(&rnn, "rnn.");
+/// arrays.extend(io::prefixed(&head, "head."));
+/// assert_eq!(arrays[0].0, "rnn.weight_ih_l0");
+/// assert_eq!(arrays.last().unwrap().0, "head.bias");
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+pub fn prefixed<F: Float, P: Params<F>>(params: &P, prefix: &str) -> Vec<(String, ArrayD<F>)> {
+    params
+        .named_arrays()
+        .into_iter()
+        .map(|(n, a)| (format!("{prefix}{n}"), a.to_owned()))
+        .collect()
+}
+
+/// Fills every array of `params` from the tensor `prefix + name` of a file, strictly, like PyTorch's
+/// `load_state_dict(strict=True)`: every name must be present with the array's shape, and the file
+/// must hold no other float tensor under `prefix`. Nothing is changed unless everything fits.
+///
+/// # Errors
+///
+/// [`Error::Io`] / [`Error::WeightFile`] as [`read`]; [`Error::WeightFile`] naming the first
+/// missing, misshaped or unexpected tensor.
+pub fn load<F: Float, P: Params<F>>(
+    params: &mut P,
+    path: impl AsRef<Path>,
+    prefix: &str,
+) -> Result<()> {
+    let path = path.as_ref();
+    let file = read::<F>(path)?;
+    let mut wanted = Vec::new();
+    for (name, a) in params.named_arrays() {
+        let key = format!("{prefix}{name}");
+        let t = file.tensors.get(&key).ok_or_else(|| {
+            Error::WeightFile(format!("missing tensor `{key}` in {}", path.display()))
+        })?;
+        if t.shape() != a.shape() {
+            return Err(Error::WeightFile(format!(
+                "tensor `{key}` has shape {:?}, the model expects {:?}",
+                t.shape(),
+                a.shape()
+            )));
+        }
+        wanted.push(key);
+    }
+    if let Some(extra) = file
+        .tensors
+        .keys()
+        .find(|k| k.starts_with(prefix) && !wanted.contains(k))
+    {
+        return Err(Error::WeightFile(format!(
+            "unexpected tensor `{extra}` in {}: the model has no such parameter",
+            path.display()
+        )));
+    }
+    for (mut a, key) in params.arrays_mut().into_iter().zip(&wanted) {
+        a.assign(&file.tensors[key]);
+    }
+    Ok(())
+}
+
+/// Removes the tensor `prefix + name` from `file`, or names it as missing.
+pub(crate) fn take<F>(file: &mut TensorFile<F>, key: &str, path: &Path) -> Result<ArrayD<F>> {
+    file.tensors
+        .remove(key)
+        .ok_or_else(|| Error::WeightFile(format!("missing tensor `{key}` in {}", path.display())))
+}
+
+/// Converts to the dimensionality `D` or names the tensor whose rank is wrong.
+pub(crate) fn rank<F, D: ndarray::Dimension>(
+    a: ArrayD<F>,
+    key: &str,
+) -> Result<ndarray::Array<F, D>> {
+    let shape = a.shape().to_vec();
+    a.into_dimensionality::<D>().map_err(|_| {
+        Error::WeightFile(format!(
+            "tensor `{key}` has shape {shape:?}, expected {} dimensions",
+            D::NDIM.unwrap_or(0)
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::f16_to_f32;
+
+    #[test]
+    fn half_precision_conversion() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24)); // smallest subnormal
+        assert_eq!(f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24)); // largest subnormal
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert!(f16_to_f32(0x7c00).is_infinite());
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+    }
+}

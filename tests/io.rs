@@ -1,0 +1,412 @@
+//! Weight files: save → load round trips, PyTorch key sets, f16/bf16/f32/f64 tensors, prefixes,
+//! and a clear `Err` for every wrong, truncated or mismatched file.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use ndarray::{Array2, Array3, ArrayD, IxDyn};
+use recurrent::{io, Error, Gru, Linear, Lstm, Nonlinearity, RecurrentConfig, Rnn};
+
+/// A fresh directory for one test.
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("recurrent-io-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{name}.safetensors"))
+}
+
+fn weight_file_err<T: std::fmt::Debug>(r: recurrent::Result<T>, want: &str) {
+    match r {
+        Err(e @ Error::WeightFile(_)) => {
+            assert!(e.to_string().contains(want), "{e} should contain {want}")
+        }
+        other => panic!("expected a WeightFile error containing {want}, got {other:?}"),
+    }
+}
+
+#[test]
+fn round_trip_keeps_weights_and_outputs() {
+    let dir = tmp("round-trip");
+    let config = RecurrentConfig::new(4, 3)
+        .with_num_layers(3)
+        .with_bidirectional(true);
+    let x: Array3<f32> = randn3((6, 2, 4), 1.0, &mut rng(1));
+    for bias in [true, false] {
+        let lstm = Lstm::<f32>::new(config.with_bias(bias), &mut rng(0)).unwrap();
+        let path = dir.join("lstm.safetensors");
+        lstm.save_safetensors(&path, "").unwrap();
+        let back = Lstm::<f32>::load_safetensors(&path, "").unwrap();
+        assert_eq!(back, lstm);
+        assert_eq!(
+            back.infer(x.view(), None, None).unwrap(),
+            lstm.infer(x.view(), None, None).unwrap()
+        );
+    }
+    let gru = Gru::<f64>::new(config.with_num_layers(1), &mut rng(2)).unwrap();
+    gru.save_safetensors(dir.join("gru.safetensors"), "")
+        .unwrap();
+    assert_eq!(
+        Gru::<f64>::load_safetensors(dir.join("gru.safetensors"), "").unwrap(),
+        gru
+    );
+    // No temporary file is left behind.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
+}
+
+/// The keys and shapes written are exactly PyTorch's `state_dict()` for that configuration (the
+/// fixture files record PyTorch's keys and shapes).
+#[test]
+fn saved_keys_are_pytorch_state_dict_keys() {
+    let dir = tmp("keys");
+    for (kind, file) in [
+        ("lstm", "lstm_bi_3l_full_f32"),
+        ("gru", "gru_bi_2l_packed_nobias_f64"),
+        ("rnn", "rnn_tanh_uni_2l_full_f64"),
+    ] {
+        let fx = Fixture::load(file);
+        let path = dir.join(format!("{kind}.safetensors"));
+        match kind {
+            "lstm" => Lstm::<f32>::load_safetensors(fixture(file), "")
+                .unwrap()
+                .save_safetensors(&path, "")
+                .unwrap(),
+            "gru" => Gru::<f64>::load_safetensors(fixture(file), "")
+                .unwrap()
+                .save_safetensors(&path, "")
+                .unwrap(),
+            _ => Rnn::<f64>::load_safetensors(fixture(file), "")
+                .unwrap()
+                .save_safetensors(&path, "")
+                .unwrap(),
+        }
+        let saved = io::read::<f64>(&path).unwrap();
+        let mut saved_keys: Vec<&String> = saved.tensors.keys().collect();
+        saved_keys.sort();
+        let mut torch_keys: Vec<&str> = fx.meta("param_names").split(',').collect();
+        torch_keys.sort();
+        assert_eq!(saved_keys, torch_keys, "{file}");
+        for key in torch_keys {
+            assert_eq!(
+                saved.tensors[key].shape(),
+                fx.tensors[key].shape(),
+                "{file} {key}"
+            );
+            assert_eq!(
+                saved.tensors[key], fx.tensors[key],
+                "{file} {key}: values survive the round trip"
+            );
+        }
+    }
+}
+
+/// One file holding a whole model: each module is picked out by its prefix.
+#[test]
+fn prefixes_pick_modules_out_of_a_model_file() {
+    let dir = tmp("prefix");
+    let path = dir.join("model.safetensors");
+    let config = RecurrentConfig::new(3, 5).with_num_layers(2);
+    let enc = Lstm::<f64>::new(config, &mut rng(3)).unwrap();
+    let head = Linear::<f64>::new(5, 2, &mut rng(4)).unwrap();
+    let mut arrays = io::prefixed(&enc, "encoder.rnn.");
+    arrays.extend(io::prefixed(&head, "head."));
+    io::write(&path, &arrays, None).unwrap();
+    assert_eq!(
+        Lstm::<f64>::load_safetensors(&path, "encoder.rnn.").unwrap(),
+        enc
+    );
+    assert_eq!(
+        Linear::<f64>::load_safetensors(&path, "head.").unwrap(),
+        head
+    );
+    // The generic loader is strict: another module's keys under the prefix are unexpected.
+    let mut model = (enc.clone(), head.clone());
+    weight_file_err(
+        io::load(&mut model, &path, ""),
+        "missing tensor `0.weight_ih_l0`",
+    );
+    let mut enc2 = Lstm::<f64>::new(config, &mut rng(5)).unwrap();
+    io::load(&mut enc2, &path, "encoder.rnn.").unwrap();
+    assert_eq!(enc2, enc);
+    let mut head2 = Linear::<f64>::new(5, 2, &mut rng(6)).unwrap();
+    weight_file_err(io::load(&mut head2, &path, ""), "missing tensor `weight`");
+}
+
+/// f16 and bf16 tensors load into f32 and f64 (values chosen to be exact in every format).
+#[test]
+fn half_precision_tensors_load() {
+    let dir = tmp("half");
+    let values: Vec<f32> = (0..8 * 2).map(|k| (k as f32 - 7.0) * 0.125).collect(); // exact in f16 and bf16
+    let f16_bits = |v: f32| -> u16 {
+        if v == 0.0 {
+            return 0;
+        }
+        let b = v.to_bits();
+        let sign = ((b >> 16) & 0x8000) as u16;
+        let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
+        sign | ((exp as u16) << 10) | ((b >> 13) & 0x3ff) as u16
+    };
+    for dtype in [safetensors::Dtype::F16, safetensors::Dtype::BF16] {
+        let encode = |v: &[f32]| -> Vec<u8> {
+            v.iter()
+                .flat_map(|&x| match dtype {
+                    safetensors::Dtype::F16 => f16_bits(x).to_le_bytes(),
+                    _ => ((x.to_bits() >> 16) as u16).to_le_bytes(),
+                })
+                .collect()
+        };
+        // A 1-layer RNN with H = 2, I = 8: weight_ih (2, 8), weight_hh (2, 2), no biases.
+        let ih = encode(&values);
+        let hh = encode(&values[..4]);
+        let tensors = vec![
+            (
+                "weight_ih_l0",
+                safetensors::tensor::TensorView::new(dtype, vec![2, 8], &ih).unwrap(),
+            ),
+            (
+                "weight_hh_l0",
+                safetensors::tensor::TensorView::new(dtype, vec![2, 2], &hh).unwrap(),
+            ),
+        ];
+        let path = dir.join("half.safetensors");
+        std::fs::write(&path, safetensors::serialize(tensors, None).unwrap()).unwrap();
+        let rnn = Rnn::<f64>::load_safetensors(&path, "").unwrap();
+        let expect_ih =
+            Array2::from_shape_vec((2, 8), values.iter().map(|&v| f64::from(v)).collect()).unwrap();
+        assert_eq!(rnn.layer(0)[0].weights().weight_ih, expect_ih, "{dtype:?}");
+        let rnn32 = Rnn::<f32>::load_safetensors(&path, "").unwrap();
+        assert_eq!(
+            rnn32.layer(0)[0].weights().weight_hh[(1, 1)],
+            values[3],
+            "{dtype:?}"
+        );
+        assert!(!rnn.config().bias);
+    }
+}
+
+#[test]
+fn relu_is_set_after_loading() {
+    let rnn = Rnn::<f64>::load_safetensors(fixture("rnn_relu_uni_2l_full_f64"), "").unwrap();
+    assert_eq!(rnn.config().nonlinearity, Nonlinearity::Tanh);
+    let relu = rnn.with_nonlinearity(Nonlinearity::Relu);
+    assert_eq!(relu.config().nonlinearity, Nonlinearity::Relu);
+    let fx = Fixture::load("rnn_relu_uni_2l_full_f64");
+    let x = fx.get::<f64>("input").into_dimensionality().unwrap();
+    let h0: Array3<f64> = fx.get::<f64>("h0").into_dimensionality().unwrap();
+    let (out, _) = relu.infer(x.view(), Some(&h0), None).unwrap();
+    assert_close(
+        &out.view().into_dyn(),
+        &fx.get::<f64>("output").view(),
+        1e-10,
+        1e-12,
+        "relu output",
+    );
+}
+
+fn write_raw(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f64>)]) {
+    let arrays: Vec<(String, ArrayD<f64>)> = tensors
+        .iter()
+        .map(|(n, s, v)| {
+            (
+                n.to_string(),
+                ArrayD::from_shape_vec(IxDyn(s), v.clone()).unwrap(),
+            )
+        })
+        .collect();
+    io::write(path, &arrays, Some(HashMap::new())).unwrap();
+}
+
+#[test]
+fn wrong_files_give_clear_errors() {
+    let dir = tmp("errors");
+    let good = dir.join("good.safetensors");
+    let config = RecurrentConfig::new(3, 2)
+        .with_num_layers(2)
+        .with_bidirectional(true);
+    Lstm::<f64>::new(config, &mut rng(7))
+        .unwrap()
+        .save_safetensors(&good, "")
+        .unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+
+    // Missing file.
+    match Lstm::<f64>::load_safetensors(dir.join("nope.safetensors"), "") {
+        Err(Error::Io { path, .. }) => assert!(path.ends_with("nope.safetensors")),
+        other => panic!("{other:?}"),
+    }
+    // Truncated and corrupt files.
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
+    weight_file_err(
+        Lstm::<f64>::load_safetensors(&truncated, ""),
+        "not a valid safetensors file",
+    );
+    std::fs::write(&truncated, &bytes[..5]).unwrap();
+    weight_file_err(
+        Lstm::<f64>::load_safetensors(&truncated, ""),
+        "not a valid safetensors file",
+    );
+    let mut corrupt = bytes.clone();
+    corrupt[10] = b'{';
+    corrupt[12] = 0xff;
+    std::fs::write(&truncated, &corrupt).unwrap();
+    weight_file_err(
+        Lstm::<f64>::load_safetensors(&truncated, ""),
+        "not a valid safetensors file",
+    );
+
+    // A GRU file read as an LSTM.
+    weight_file_err(
+        Lstm::<f64>::load_safetensors(fixture("gru_uni_1l_full_f64"), ""),
+        "an LSTM has 4·H rows",
+    );
+    // Nothing under the prefix.
+    weight_file_err(
+        Lstm::<f64>::load_safetensors(&good, "encoder."),
+        "no recurrent parameters (`encoder.weight_ih_l0`",
+    );
+
+    // Missing, misshaped and unexpected parameters.
+    let lstm_w = |rows: usize, cols: usize| vec![0.5; rows * cols];
+    let p = dir.join("bad.safetensors");
+    write_raw(
+        &p,
+        &[
+            ("weight_ih_l0", vec![8, 3], lstm_w(8, 3)),
+            ("weight_hh_l0", vec![8, 2], lstm_w(8, 2)),
+            ("weight_hh_l1", vec![8, 2], lstm_w(8, 2)),
+        ],
+    );
+    weight_file_err(
+        Lstm::<f64>::load_safetensors(&p, ""),
+        "missing tensor `weight_ih_l1`",
+    );
+    write_raw(
+        &p,
+        &[
+            ("weight_ih_l0", vec![8, 3], lstm_w(8, 3)),
+            ("weight_hh_l0", vec![8, 3], lstm_w(8, 3)),
+        ],
+    );
+    weight_file_err(
+        Lstm::<f64>::load_safetensors(&p, ""),
+        "tensor `weight_hh_l0` has shape [8, 3]",
+    );
+    write_raw(
+        &p,
+        &[
+            ("weight_ih_l0", vec![8, 3], lstm_w(8, 3)),
+            ("weight_hh_l0", vec![8, 2], lstm_w(8, 2)),
+            ("bias_ih_l0", vec![7], vec![0.0; 7]),
+            ("bias_hh_l0", vec![8], vec![0.0; 8]),
+        ],
+    );
+    weight_file_err(
+        Lstm::<f64>::load_safetensors(&p, ""),
+        "bias_ih has shape [7], expected (8)",
+    );
+    write_raw(
+        &p,
+        &[
+            ("weight_ih_l0", vec![8, 3], lstm_w(8, 3)),
+            ("weight_hh_l0", vec![8, 2], lstm_w(8, 2)),
+            ("bias_hh_l0", vec![8], vec![0.0; 8]),
+        ],
+    );
+    weight_file_err(
+        Lstm::<f64>::load_safetensors(&p, ""),
+        "unexpected tensor `bias_hh_l0`",
+    );
+    write_raw(
+        &p,
+        &[
+            ("weight_ih_l0", vec![24], lstm_w(8, 3)),
+            ("weight_hh_l0", vec![8, 2], lstm_w(8, 2)),
+        ],
+    );
+    weight_file_err(
+        Lstm::<f64>::load_safetensors(&p, ""),
+        "tensor `weight_ih_l0`",
+    );
+    // Layer 1 must read 2H = 4 features of a bidirectional layer 0.
+    write_raw(
+        &p,
+        &[
+            ("weight_ih_l0", vec![8, 3], lstm_w(8, 3)),
+            ("weight_hh_l0", vec![8, 2], lstm_w(8, 2)),
+            ("weight_ih_l1", vec![8, 3], lstm_w(8, 3)),
+            ("weight_hh_l1", vec![8, 2], lstm_w(8, 2)),
+        ],
+    );
+    weight_file_err(
+        Lstm::<f64>::load_safetensors(&p, ""),
+        "cell l1 has (input_size, hidden_size) = (3, 2), expected (2, 2)",
+    );
+
+    // Linear.
+    weight_file_err(
+        Linear::<f64>::load_safetensors(&good, ""),
+        "missing tensor `weight`",
+    );
+    write_raw(
+        &p,
+        &[
+            ("weight", vec![2, 3], vec![1.0; 6]),
+            ("bias", vec![3], vec![0.0; 3]),
+        ],
+    );
+    weight_file_err(
+        Linear::<f64>::load_safetensors(&p, ""),
+        "bias has shape [3], expected (2)",
+    );
+
+    // Generic strict loader: misshaped and unexpected.
+    let mut small = Lstm::<f64>::new(config.with_num_layers(1), &mut rng(8)).unwrap();
+    weight_file_err(
+        io::load(&mut small, &good, ""),
+        "unexpected tensor `bias_hh_l1`",
+    );
+    let mut wide = Lstm::<f64>::new(
+        RecurrentConfig::new(4, 2)
+            .with_num_layers(2)
+            .with_bidirectional(true),
+        &mut rng(9),
+    )
+    .unwrap();
+    let before = wide.clone();
+    weight_file_err(
+        io::load(&mut wide, &good, ""),
+        "tensor `weight_ih_l0` has shape [8, 3], the model expects [8, 4]",
+    );
+    assert_eq!(wide, before, "a failed load changes nothing");
+}
+
+/// Saving into a folder that does not exist fails cleanly and leaves nothing behind; saving over an
+/// existing file replaces it whole.
+#[test]
+fn saving_is_atomic() {
+    let dir = tmp("atomic");
+    let lstm = Lstm::<f32>::new(RecurrentConfig::new(3, 2), &mut rng(10)).unwrap();
+    match lstm.save_safetensors(dir.join("missing/dir/lstm.safetensors"), "") {
+        Err(Error::Io { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(!dir.join("missing").exists());
+    let path = dir.join("lstm.safetensors");
+    std::fs::write(&path, b"old contents").unwrap();
+    lstm.save_safetensors(&path, "").unwrap();
+    assert_eq!(Lstm::<f32>::load_safetensors(&path, "").unwrap(), lstm);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+}
