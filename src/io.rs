@@ -217,7 +217,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 ///
 /// # Errors
 ///
-/// As [`write`].
+/// As [`write()`].
 pub fn save<F: Float, P: Params<F>>(
     params: &P,
     path: impl AsRef<Path>,
@@ -234,7 +234,7 @@ pub fn save<F: Float, P: Params<F>>(
 }
 
 /// Every array of `params`, copied, under `prefix + name`: to combine several modules in one file
-/// with [`write`].
+/// with [`write()`].
 ///
 /// # Examples
 ///

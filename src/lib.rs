@@ -1,26 +1,32 @@
 //! # recurrent
 //!
-//! Recurrent neural networks — Elman RNN and LSTM — in pure Rust on [`ndarray`], with hand-written
-//! backpropagation through time (BPTT), optimizers, and weights laid out exactly as PyTorch lays them
-//! out, so numbers and weights move both ways.
+//! Recurrent neural networks — Elman RNN, LSTM and GRU — in pure Rust on [`ndarray`], with
+//! hand-written backpropagation through time (BPTT), optimizers, and weights laid out exactly as
+//! PyTorch lays them out, so numbers and weights move both ways.
 //!
 //! ## Shapes
 //!
 //! Sequences are **time-major** `(T, B, F)`: `T` steps, `B` sequences in the batch, `F` features (as
-//! PyTorch's default `batch_first=False`). A layer with `I` inputs and `H` hidden units maps
-//! `(T, B, I)` to outputs `(T, B, H)`; states are `(B, H)`.
+//! PyTorch's default `batch_first=False`; [`RecurrentConfig::batch_first`] switches to `(B, T, F)`).
+//! A layer with `I` inputs and `H` hidden units maps `(T, B, I)` to outputs `(T, B, H)` (`2H` when
+//! bidirectional); states are `(B, H)` per cell and `(num_layers · num_directions, B, H)` for a
+//! network.
 //!
 //! ## Pieces
 //!
-//! * [`Cell`]: one time step — [`RnnCell`] (tanh or ReLU) and [`LstmCell`] (gate order i, f, g, o).
-//! * [`Recurrent`]: a cell run over a sequence; `forward` returns outputs, final state and a
-//!   [`Tape`]; `backward` takes the tape and returns input and initial-state gradients.
+//! * [`Rnn`], [`Lstm`], [`Gru`]: what `torch.nn.RNN`/`LSTM`/`GRU` compute — stacked layers,
+//!   bidirectional, dropout, variable-length batches ([`RecurrentStack`], [`RecurrentConfig`]).
+//! * [`Cell`]: one time step — [`RnnCell`] (tanh or ReLU), [`LstmCell`] (gate order i, f, g, o),
+//!   [`GruCell`] (r, z, n).
+//! * [`Recurrent`]: one cell run over a sequence; [`Bidirectional`]: two cells with a
+//!   [`MergeMode`].
 //! * [`Linear`]: the dense head; [`mse_loss`].
 //! * [`Params`]: every model lists its arrays with PyTorch's names; **the gradient of a model is a
 //!   model of the same type** ([`Params::zeros_like`]), into which `backward` adds.
 //! * [`optim`]: [`optim::Sgd`], [`optim::Adam`], [`optim::clip_grad_norm`].
+//! * [`io`]: safetensors weight files with PyTorch `state_dict` keys, both ways.
 //!
-//! Nothing is stored inside a layer during `forward`: what backward needs is the [`Tape`] that
+//! Nothing is stored inside a layer during `forward`: what backward needs is the tape that
 //! forward returns, so backward without forward does not compile, and one layer can serve many
 //! threads.
 //!

@@ -13,7 +13,7 @@ use crate::float::Float;
 ///
 /// # Errors
 ///
-/// [`Error::Shape`] if the shapes differ or the arrays are empty.
+/// [`Error::Shape`](crate::Error::Shape) if the shapes differ or the arrays are empty.
 ///
 /// # Examples
 ///

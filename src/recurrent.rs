@@ -49,6 +49,29 @@ use crate::params::{check_fingerprint, check_same_layout, Params};
 /// assert!(grads.global_norm() > 0.0);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
+///
+/// Truncated BPTT over a long stream in chunks of 10 steps, carrying the state and cutting the
+/// gradient at chunk borders:
+///
+/// ```
+/// use ndarray::{s, Array3};
+/// use rand::SeedableRng;
+/// use recurrent::{GruCell, Params, Recurrent};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+/// let gru = Recurrent::new(GruCell::<f32>::new(2, 4, &mut rng)?);
+/// let stream = Array3::<f32>::ones((50, 1, 2)); // (T, B, I)
+/// let mut state = None;
+/// for chunk in 0..5 {
+///     let x = stream.slice(s![chunk * 10..(chunk + 1) * 10, .., ..]);
+///     let (out, last, tape) = gru.forward(x, state.as_ref())?;
+///     let mut grads = gru.zeros_like();
+///     gru.backward(&tape, Array3::ones(out.dim()).view(), None, &mut grads)?;
+///     // ... optimizer step here ...
+///     state = Some(last);
+/// }
+/// # Ok::<(), recurrent::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recurrent<C> {
     cell: C,

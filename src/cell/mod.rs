@@ -115,8 +115,38 @@ impl<F: Float> State<F> for Array2<F> {
 /// Sequences are time-major `(T, B, I)`.
 ///
 /// The methods of this trait are the low-level interface and check shapes with assertions; the
-/// layer [`Recurrent`](crate::Recurrent) checks everything a user hands in and returns
-/// [`Error`](crate::Error) instead.
+/// layers ([`Recurrent`](crate::Recurrent), [`Lstm`](crate::Lstm), …) check everything a user
+/// hands in and return [`Error`](crate::Error) instead.
+///
+/// Every built-in cell implements the whole-sequence methods with one shared engine (input
+/// projections of all steps in one GEMM, one recurrent GEMM per step, a fused element-wise kernel,
+/// batched weight-gradient GEMMs). A new cell type implements them too — [`forward_steps`] and
+/// [`backward_steps`] are the reference it must agree with. (DESIGN.md suggested a provided
+/// step-by-step default; the tape type differs per path, and stable Rust has no associated-type
+/// defaults, so the sequence methods are required.)
+///
+/// # Examples
+///
+/// One step forward and back by hand (loss `L = Σ h'`):
+///
+/// ```
+/// use ndarray::Array2;
+/// use rand::SeedableRng;
+/// use recurrent::{Cell, Nonlinearity, Params, RnnCell};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let cell = RnnCell::<f64>::new(3, 2, Nonlinearity::Tanh, &mut rng)?;
+/// let x = Array2::from_elem((4, 3), 0.5); // (B, I)
+/// let h = cell.zero_state(4); // (B, H)
+/// let (h_next, cache) = cell.step(x.view(), &h);
+///
+/// let mut grads = cell.zeros_like();
+/// let d_h_next = Array2::ones((4, 2)); // ∂L/∂h'
+/// let (dx, dh) = cell.backward_step(&cache, &d_h_next, &mut grads);
+/// assert_eq!((dx.dim(), dh.dim(), h_next.dim()), ((4, 3), (4, 2), (4, 2)));
+/// assert!(grads.global_norm() > 0.0);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
 pub trait Cell<F: Float>: Params<F> {
     /// The recurrent state (`h`, or `h` and `c`); also the type of the state's gradient.
     type State: State<F>;

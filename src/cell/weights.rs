@@ -17,8 +17,36 @@ use crate::float::Float;
 /// | `bias_ih` | `(G·H)` | `bias_ih_l{k}` |
 /// | `bias_hh` | `(G·H)` | `bias_hh_l{k}` |
 ///
-/// `G` is 1 for an Elman RNN and 4 for an LSTM (gate order i, f, g, o). Both biases are present or
-/// both absent (`bias: false` in PyTorch).
+/// `G` is 1 for an Elman RNN, 4 for an LSTM (gate order i, f, g, o) and 3 for a GRU (r, z, n).
+/// Both biases are present or both absent (`bias: false` in PyTorch).
+///
+/// # Examples
+///
+/// A cell from arrays in PyTorch's layout (e.g. `lstm.weight_ih_l0.detach().numpy()`):
+///
+/// ```
+/// use ndarray::{Array1, Array2};
+/// use recurrent::{Cell, CellWeights, LstmCell};
+///
+/// let (i, h) = (3, 2);
+/// let weights = CellWeights {
+///     weight_ih: Array2::<f32>::zeros((4 * h, i)),
+///     weight_hh: Array2::zeros((4 * h, h)),
+///     bias_ih: Some(Array1::zeros(4 * h)),
+///     bias_hh: Some(Array1::zeros(4 * h)),
+/// };
+/// let cell = LstmCell::from_weights(weights)?;
+/// assert_eq!((cell.input_size(), cell.hidden_size()), (3, 2));
+///
+/// let wrong = CellWeights {
+///     weight_ih: Array2::<f32>::zeros((4 * h, i)),
+///     weight_hh: Array2::zeros((3 * h, h)), // a GRU's shape
+///     bias_ih: None,
+///     bias_hh: None,
+/// };
+/// assert!(LstmCell::from_weights(wrong).is_err());
+/// # Ok::<(), recurrent::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellWeights<F: Float> {
     /// Input-to-hidden weights `(G·H, I)`.
