@@ -74,10 +74,19 @@ impl<F: Float> Kernel<F> for GruKernel {
         let (gz, gn) = rest.split_at_mut(n);
         let (rr, rest) = rec.split_at(n);
         let (rz, rn) = rest.split_at(n);
+        let (gz, gn, rr, rz, rn, h_prev, rec_n) = (
+            &mut gz[..n],
+            &mut gn[..n],
+            &rr[..n],
+            &rz[..n],
+            &rn[..n],
+            &h_prev[..n],
+            &mut rec_n[..n],
+        );
         for j in 0..n {
-            let r = (gr[j] + rr[j]).sigmoid();
-            let z = (gz[j] + rz[j]).sigmoid();
-            let nv = (gn[j] + r * rn[j]).tanh();
+            let r = (gr[j] + rr[j]).activation_sigmoid();
+            let z = (gz[j] + rz[j]).activation_sigmoid();
+            let nv = (gn[j] + r * rn[j]).activation_tanh();
             gr[j] = r;
             gz[j] = z;
             gn[j] = nv;

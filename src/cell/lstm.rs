@@ -135,17 +135,26 @@ impl<F: Float> Kernel<F> for LstmKernel {
         let (gi, rest) = g.split_at_mut(n);
         let (gf, rest) = rest.split_at_mut(n);
         let (gg, go) = rest.split_at_mut(n);
+        // Equal lengths up front let the compiler drop bounds checks and vectorise.
+        let (gf, gg, go, c_prev, h, tanh_c) = (
+            &mut gf[..n],
+            &mut gg[..n],
+            &mut go[..n],
+            &c_prev[..n],
+            &mut h[..n],
+            &mut tanh_c[..n],
+        );
         for j in 0..n {
-            let i = gi[j].sigmoid();
-            let f = gf[j].sigmoid();
-            let gv = gg[j].tanh();
-            let o = go[j].sigmoid();
+            let i = gi[j].activation_sigmoid();
+            let f = gf[j].activation_sigmoid();
+            let gv = gg[j].activation_tanh();
+            let o = go[j].activation_sigmoid();
             gi[j] = i;
             gf[j] = f;
             gg[j] = gv;
             go[j] = o;
             let cv = f * c_prev[j] + i * gv;
-            let t = cv.tanh();
+            let t = cv.activation_tanh();
             c[j] = cv;
             tanh_c[j] = t;
             h[j] = o * t;
@@ -173,6 +182,17 @@ impl<F: Float> Kernel<F> for LstmKernel {
         let (di, rest) = d_pre.split_at_mut(n);
         let (df, rest) = rest.split_at_mut(n);
         let (dgg, d_o) = rest.split_at_mut(n);
+        let (gi, gf, gg, go, tanh_c, c_prev, dh, dh_direct) = (
+            &gi[..n],
+            &gf[..n],
+            &gg[..n],
+            &go[..n],
+            &tanh_c[..n],
+            &c_prev[..n],
+            &dh[..n],
+            &mut dh_direct[..n],
+        );
+        let (di, df, dgg, d_o) = (&mut di[..n], &mut df[..n], &mut dgg[..n], &mut d_o[..n]);
         for j in 0..n {
             let (i, f, gv, o, t) = (gi[j], gf[j], gg[j], go[j], tanh_c[j]);
             let dcv = dc[j] + dh[j] * o * (one - t * t);

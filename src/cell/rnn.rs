@@ -21,14 +21,6 @@ pub enum Nonlinearity {
 }
 
 impl Nonlinearity {
-    #[inline]
-    fn apply<F: Float>(self, v: F) -> F {
-        match self {
-            Nonlinearity::Tanh => v.tanh(),
-            Nonlinearity::Relu => v.max(F::zero()),
-        }
-    }
-
     /// The derivative expressed through the output `y = act(v)`.
     #[inline]
     fn derivative_from_output<F: Float>(self, y: F) -> F {
@@ -97,9 +89,16 @@ impl<F: Float> Kernel<F> for RnnKernel {
         _: &mut [F],
         _: &mut [F],
     ) {
-        for (g, h) in g.iter_mut().zip(h) {
-            *g = self.0.apply(*g);
-            *h = *g;
+        // One loop per activation, so each vectorises.
+        match self.0 {
+            Nonlinearity::Tanh => g.iter_mut().zip(h).for_each(|(g, h)| {
+                *g = g.activation_tanh();
+                *h = *g;
+            }),
+            Nonlinearity::Relu => g.iter_mut().zip(h).for_each(|(g, h)| {
+                *g = g.max(F::zero());
+                *h = *g;
+            }),
         }
     }
 
