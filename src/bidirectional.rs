@@ -8,6 +8,7 @@ use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
 use crate::params::{check_fingerprint, check_same_layout, Params};
 use crate::stack::Stacked;
+use crate::threads;
 
 /// How a bidirectional layer combines the outputs of its two directions (Keras' `merge_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,27 +97,43 @@ pub(crate) fn run_directions<F: Float, C: Cell<F>>(
     lengths: Option<&[usize]>,
     keep: bool,
 ) -> DirectionsOutput<F, C> {
-    let mut outs = Vec::with_capacity(cells.len());
-    let mut finals = Vec::with_capacity(cells.len());
-    let mut tapes = Vec::with_capacity(cells.len());
-    for (d, (cell, init)) in cells.iter().zip(inits).enumerate() {
+    let run = |d: usize| {
         let schedule = Schedule {
             reverse: d == 1,
             lengths,
         };
         if keep {
-            let (o, f, t) = cell.forward_sequence(x, init, schedule);
-            outs.push(o);
-            finals.push(f);
-            tapes.push(Some(t));
+            let (o, f, t) = cells[d].forward_sequence(x, &inits[d], schedule);
+            (o, f, Some(t))
         } else {
-            let (o, f) = cell.infer_sequence(x, init, schedule);
-            outs.push(o);
-            finals.push(f);
-            tapes.push(None);
+            let (o, f) = cells[d].infer_sequence(x, &inits[d], schedule);
+            (o, f, None)
         }
+    };
+    let results = if cells.len() == 2 {
+        let (a, b) = threads::join(parallel_worth_it(cells[0], x.dim()), || run(0), || run(1));
+        vec![a, b]
+    } else {
+        (0..cells.len()).map(run).collect()
+    };
+    let mut outs = Vec::with_capacity(cells.len());
+    let mut finals = Vec::with_capacity(cells.len());
+    let mut tapes = Vec::with_capacity(cells.len());
+    for (o, f, t) in results {
+        outs.push(o);
+        finals.push(f);
+        tapes.push(t);
     }
     (outs, finals, tapes)
+}
+
+/// `true` if one direction over `(T, B, _)` is enough work to give the other its own thread.
+pub(crate) fn parallel_worth_it<F: Float, C: Cell<F>>(
+    cell: &C,
+    (steps, batch, _): (usize, usize, usize),
+) -> bool {
+    let per_step = cell.num_params();
+    threads::parallel_pair(steps.saturating_mul(batch).saturating_mul(per_step))
 }
 
 /// Concatenates direction outputs on the feature axis.
@@ -347,17 +364,18 @@ impl<C> Bidirectional<C> {
                 (&d_output * o_b, &d_output * o_f)
             }
         };
-        let (mut dx, d0_f) = self.forward.backward_sequence(
-            &tape.tapes[0],
-            d_f.view(),
-            &d_finals[0],
-            &mut grads.forward,
-        );
-        let (dx_b, d0_b) = self.backward.backward_sequence(
-            &tape.tapes[1],
-            d_b.view(),
-            &d_finals[1],
-            &mut grads.backward,
+        let parallel = parallel_worth_it(&self.forward, (tape.steps, tape.batch, 0));
+        let (g_f, g_b) = (&mut grads.forward, &mut grads.backward);
+        let ((mut dx, d0_f), (dx_b, d0_b)) = threads::join(
+            parallel,
+            || {
+                self.forward
+                    .backward_sequence(&tape.tapes[0], d_f.view(), &d_finals[0], g_f)
+            },
+            || {
+                self.backward
+                    .backward_sequence(&tape.tapes[1], d_b.view(), &d_finals[1], g_b)
+            },
         );
         dx += &dx_b;
         Ok((dx, C::State::stack(&[d0_f, d0_b])))

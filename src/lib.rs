@@ -88,6 +88,7 @@ pub mod optim;
 mod params;
 mod recurrent;
 mod stack;
+mod threads;
 
 pub use bidirectional::{BiTape, Bidirectional, MergeMode};
 pub use cell::{Cell, CellWeights, GruCell, LstmCell, LstmState, Nonlinearity, RnnCell, State};
@@ -100,6 +101,7 @@ pub use recurrent::{Forward, Recurrent, Tape};
 pub use stack::{
     CellInit, Gru, Lstm, RecurrentConfig, RecurrentStack, Rnn, StackForward, StackTape, Stacked,
 };
+pub use threads::{num_threads, set_num_threads};
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

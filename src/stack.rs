@@ -4,12 +4,13 @@
 use ndarray::{s, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, Zip};
 use rand::{Rng, RngExt};
 
-use crate::bidirectional::{concat, run_directions};
+use crate::bidirectional::{concat, parallel_worth_it, run_directions};
 use crate::cell::{Cell, CellWeights, GruCell, LstmCell, Nonlinearity, RnnCell, State};
 use crate::check;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
 use crate::params::{check_fingerprint, check_same_layout, Params};
+use crate::threads;
 
 /// The settings of a recurrent network, with `torch.nn.RNN`/`LSTM`/`GRU`'s defaults.
 ///
@@ -839,16 +840,26 @@ impl<C> RecurrentStack<C> {
         let mut d_inits = d_finals.clone();
         let mut d_cur = d_out.to_owned();
         for l in (0..self.layers.len()).rev() {
-            let mut dx_layer: Option<Array3<F>> = None;
-            for (dir, (cell, g)) in self.layers[l]
-                .iter()
-                .zip(grads.layers[l].iter_mut())
-                .enumerate()
-            {
+            let cells = &self.layers[l];
+            let d_cur_ref = &d_cur;
+            let d_finals_ref = &d_finals;
+            let back = |dir: usize, g: &mut C| {
                 let k = l * d + dir;
-                let d_dir = d_cur.slice(s![.., .., dir * hidden..(dir + 1) * hidden]);
-                let (dx, d0) = cell.backward_sequence(&tape.tapes[k], d_dir, &d_finals[k], g);
-                d_inits[k] = d0;
+                let d_dir = d_cur_ref.slice(s![.., .., dir * hidden..(dir + 1) * hidden]);
+                cells[dir].backward_sequence(&tape.tapes[k], d_dir, &d_finals_ref[k], g)
+            };
+            let results = match grads.layers[l].as_mut_slice() {
+                [g0] => vec![back(0, g0)],
+                [g0, g1] => {
+                    let parallel = parallel_worth_it(&cells[0], (steps, batch, 0));
+                    let (a, b) = threads::join(parallel, || back(0, g0), || back(1, g1));
+                    vec![a, b]
+                }
+                _ => unreachable!("one or two directions"),
+            };
+            let mut dx_layer: Option<Array3<F>> = None;
+            for (dir, (dx, d0)) in results.into_iter().enumerate() {
+                d_inits[l * d + dir] = d0;
                 match &mut dx_layer {
                     Some(acc) => *acc += &dx,
                     None => dx_layer = Some(dx),

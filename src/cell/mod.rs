@@ -147,13 +147,13 @@ impl<F: Float> State<F> for Array2<F> {
 /// assert!(grads.global_norm() > 0.0);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
-pub trait Cell<F: Float>: Params<F> {
+pub trait Cell<F: Float>: Params<F> + Send + Sync {
     /// The recurrent state (`h`, or `h` and `c`); also the type of the state's gradient.
-    type State: State<F>;
+    type State: State<F> + Send + Sync;
     /// What [`Cell::step`] saves for [`Cell::backward_step`].
-    type StepCache: Debug;
+    type StepCache: Debug + Send + Sync;
     /// What [`Cell::forward_sequence`] saves for [`Cell::backward_sequence`].
-    type Tape: Debug;
+    type Tape: Debug + Send + Sync;
 
     /// Number of input features `I`.
     fn input_size(&self) -> usize;
