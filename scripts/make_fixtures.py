@@ -28,8 +28,12 @@ Adding configurations
   ``packed`` metadata entry; with ``packed=True`` it runs the module through
   ``pack_padded_sequence(..., enforce_sorted=False)`` /
   ``pad_packed_sequence(..., total_length=T)``.
-* Optimizers: append an ``OptimCase`` to ``OPTIM_CASES``.
-* Clipping: extend ``CLIP_MAX_NORMS``.
+* Optimizers: append an ``OptimCase`` to ``OPTIM_CASES`` (SGD, Adam, AdamW,
+  RMSprop, Adagrad).
+* Learning-rate schedules: append a ``ScheduleCase`` to ``SCHEDULE_CASES``.
+* Clipping: extend ``CLIP_MAX_NORMS`` / ``CLIP_VALUES``.
+* Losses: see section F (cross-entropy on (N, C) and on a padded sequence
+  batch, masked MSE).
 """
 
 from __future__ import annotations
@@ -116,7 +120,11 @@ def write_fixture(
     for k, v in tensors.items():
         w = loaded[k]
         assert w.dtype == v.dtype and w.shape == v.shape, (name, k)
-        assert torch.equal(w, v), (name, k)
+        # (A NaN metric in a schedule fixture must compare equal to itself.)
+        same = torch.equal(w, v) or (
+            v.is_floating_point() and torch.allclose(w, v, rtol=0.0, atol=0.0, equal_nan=True)
+        )
+        assert same, (name, k)
     return path
 
 
@@ -369,7 +377,7 @@ def grad_scale_mask() -> torch.Tensor:
 @dataclasses.dataclass(frozen=True)
 class OptimCase:
     name: str
-    optimizer: str  # "sgd" | "adam"
+    optimizer: str  # "sgd" | "adam" | "adamw" | "rmsprop" | "adagrad"
     kwargs: Dict[str, object]
     scaled_grads: bool = False
 
@@ -386,6 +394,28 @@ OPTIM_CASES: List[OptimCase] = [
     ),
     OptimCase("optim_adam_wd", "adam", dict(lr=0.01, weight_decay=0.1)),
     OptimCase("optim_adam_amsgrad", "adam", dict(lr=0.01, amsgrad=True)),
+    # AdamW (decoupled weight decay; default weight_decay=0.01).  The _wd case
+    # uses beta1 < 0.5 so torch's lerp takes its other branch.
+    OptimCase("optim_adamw_default", "adamw", dict(lr=1e-3)),
+    OptimCase("optim_adamw_wd", "adamw", dict(lr=0.01, betas=(0.3, 0.99), weight_decay=0.1)),
+    OptimCase("optim_adamw_amsgrad", "adamw", dict(lr=0.01, amsgrad=True)),
+    # RMSprop.  centered_momentum uses alpha < 0.5 (lerp's other branch).
+    OptimCase("optim_rmsprop_plain", "rmsprop", dict(lr=0.01)),
+    OptimCase("optim_rmsprop_momentum", "rmsprop", dict(lr=0.01, momentum=0.9)),
+    OptimCase("optim_rmsprop_centered", "rmsprop", dict(lr=0.01, centered=True)),
+    OptimCase(
+        "optim_rmsprop_centered_momentum",
+        "rmsprop",
+        dict(lr=0.01, alpha=0.3, centered=True, momentum=0.5),
+    ),
+    OptimCase("optim_rmsprop_wd", "rmsprop", dict(lr=0.01, alpha=0.9, weight_decay=0.1)),
+    # Adagrad.
+    OptimCase("optim_adagrad_plain", "adagrad", dict(lr=0.1)),
+    OptimCase(
+        "optim_adagrad_decay",
+        "adagrad",
+        dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.5),
+    ),
 ]
 
 
@@ -403,6 +433,12 @@ def build_optimizer(case: OptimCase, params) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, foreach=False, **case.kwargs)
     if case.optimizer == "adam":
         return torch.optim.Adam(params, foreach=False, **case.kwargs)
+    if case.optimizer == "adamw":
+        return torch.optim.AdamW(params, foreach=False, **case.kwargs)
+    if case.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, foreach=False, **case.kwargs)
+    if case.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, foreach=False, **case.kwargs)
     raise ValueError(f"unknown optimizer {case.optimizer!r}")
 
 
@@ -418,7 +454,7 @@ def optimizer_metadata(case: OptimCase, opt: torch.optim.Optimizer) -> Dict[str,
             nesterov=fmt_bool(g["nesterov"]),
             weight_decay=fmt_float(g["weight_decay"]),
         )
-    elif case.optimizer == "adam":
+    elif case.optimizer in ("adam", "adamw"):
         beta1, beta2 = g["betas"]
         md.update(
             lr=fmt_float(g["lr"]),
@@ -428,6 +464,25 @@ def optimizer_metadata(case: OptimCase, opt: torch.optim.Optimizer) -> Dict[str,
             weight_decay=fmt_float(g["weight_decay"]),
             amsgrad=fmt_bool(g["amsgrad"]),
         )
+    elif case.optimizer == "rmsprop":
+        md.update(
+            lr=fmt_float(g["lr"]),
+            alpha=fmt_float(g["alpha"]),
+            eps=fmt_float(g["eps"]),
+            weight_decay=fmt_float(g["weight_decay"]),
+            momentum=fmt_float(g["momentum"]),
+            centered=fmt_bool(g["centered"]),
+        )
+    elif case.optimizer == "adagrad":
+        md.update(
+            lr=fmt_float(g["lr"]),
+            lr_decay=fmt_float(g["lr_decay"]),
+            weight_decay=fmt_float(g["weight_decay"]),
+            initial_accumulator_value=fmt_float(g["initial_accumulator_value"]),
+            eps=fmt_float(g["eps"]),
+        )
+    if case.optimizer == "adamw":
+        assert g["decoupled_weight_decay"], case.name
     assert not g.get("maximize", False)
     return md
 
@@ -488,6 +543,262 @@ def make_clip_fixture(out_dir: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- #
+# D) learning-rate schedules (f64 scalars)
+# --------------------------------------------------------------------------- #
+@dataclasses.dataclass(frozen=True)
+class ScheduleCase:
+    name: str
+    scheduler: str  # "step" | "exponential" | "cosine" | "linear" | "plateau"
+    kwargs: Dict[str, object]
+    base_lr: float = 0.1
+    steps: int = 20
+    # ReduceLROnPlateau only: the metric passed to step() at each epoch.
+    metrics: Optional[Tuple[float, ...]] = None
+
+
+# Default ReduceLROnPlateau (patience 10, rel threshold 1e-4): four real
+# improvements, then a plateau whose values only improve by less than the
+# relative threshold (0.7 * (1 - 1e-4) = 0.69993), so the lr drops after 11
+# bad epochs, twice.
+PLATEAU_METRICS = (1.0, 0.8, 0.75, 0.7) + tuple(
+    0.7 - 1e-5 * (k % 3) for k in range(26)
+)
+# mode="max", abs threshold 0.05, patience 2, cooldown 2, min_lr 0.02: an
+# improving accuracy that stalls, a NaN (counted as a bad epoch), small gains
+# below the threshold, and one real improvement after a drop.
+PLATEAU_MAX_METRICS = (
+    0.50, 0.60, 0.62, 0.64, 0.66, 0.70, float("nan"), 0.71, 0.72, 0.73,
+    0.80, 0.81, 0.82, 0.83, 0.84, 0.85, 0.86, 0.87, 0.90, 0.91,
+    0.92, 0.93, 0.94, 0.95, 0.96,
+)
+
+SCHEDULE_CASES: List[ScheduleCase] = [
+    ScheduleCase("optim_sched_step", "step", dict(step_size=3, gamma=0.5)),
+    ScheduleCase("optim_sched_exponential", "exponential", dict(gamma=0.9)),
+    ScheduleCase("optim_sched_cosine", "cosine", dict(T_max=10, eta_min=0.0)),
+    ScheduleCase("optim_sched_cosine_eta_min", "cosine", dict(T_max=7, eta_min=0.01)),
+    ScheduleCase("optim_sched_linear", "linear", dict()),  # LinearLR defaults
+    ScheduleCase(
+        "optim_sched_linear_end", "linear", dict(start_factor=0.5, end_factor=0.1, total_iters=8)
+    ),
+    ScheduleCase(
+        "optim_sched_plateau",
+        "plateau",
+        dict(),  # ReduceLROnPlateau defaults
+        steps=len(PLATEAU_METRICS),
+        metrics=PLATEAU_METRICS,
+    ),
+    ScheduleCase(
+        "optim_sched_plateau_max",
+        "plateau",
+        dict(mode="max", factor=0.5, patience=2, threshold=0.05, threshold_mode="abs",
+             cooldown=2, min_lr=0.02),
+        steps=len(PLATEAU_MAX_METRICS),
+        metrics=PLATEAU_MAX_METRICS,
+    ),
+]
+
+
+def build_scheduler(case: ScheduleCase, opt: torch.optim.Optimizer):
+    sched = torch.optim.lr_scheduler
+    if case.scheduler == "step":
+        return sched.StepLR(opt, **case.kwargs)
+    if case.scheduler == "exponential":
+        return sched.ExponentialLR(opt, **case.kwargs)
+    if case.scheduler == "cosine":
+        return sched.CosineAnnealingLR(opt, **case.kwargs)
+    if case.scheduler == "linear":
+        return sched.LinearLR(opt, **case.kwargs)
+    if case.scheduler == "plateau":
+        return sched.ReduceLROnPlateau(opt, **case.kwargs)
+    raise ValueError(f"unknown scheduler {case.scheduler!r}")
+
+
+def scheduler_metadata(case: ScheduleCase, s) -> Dict[str, str]:
+    # Read the values actually in effect (so defaults are recorded too).
+    md = {"scheduler": case.scheduler}
+    if case.scheduler == "step":
+        md.update(step_size=str(s.step_size), gamma=fmt_float(s.gamma))
+    elif case.scheduler == "exponential":
+        md.update(gamma=fmt_float(s.gamma))
+    elif case.scheduler == "cosine":
+        md.update(T_max=str(s.T_max), eta_min=fmt_float(s.eta_min))
+    elif case.scheduler == "linear":
+        md.update(
+            start_factor=fmt_float(s.start_factor),
+            end_factor=fmt_float(s.end_factor),
+            total_iters=str(s.total_iters),
+        )
+    elif case.scheduler == "plateau":
+        md.update(
+            mode=s.mode,
+            factor=fmt_float(s.factor),
+            patience=str(s.patience),
+            threshold=fmt_float(s.threshold),
+            threshold_mode=s.threshold_mode,
+            cooldown=str(s.cooldown),
+            min_lr=fmt_float(s.min_lrs[0]),
+            eps=fmt_float(s.eps),
+        )
+    return md
+
+
+def make_schedule_fixture(case: ScheduleCase, out_dir: Path) -> Path:
+    p = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = torch.optim.SGD([p], lr=case.base_lr)
+    s = build_scheduler(case, opt)
+    closed = hasattr(s, "_get_closed_form_lr")
+    lrs = [s.get_last_lr()[0]]
+    closed_lrs = [s._get_closed_form_lr()[0]] if closed else []
+    for k in range(case.steps):
+        opt.step()  # no gradient: a no-op, but keeps torch's call-order check quiet
+        if case.metrics is not None:
+            s.step(case.metrics[k])
+        else:
+            s.step()
+        lrs.append(float(s.get_last_lr()[0]))
+        if closed:
+            closed_lrs.append(float(s._get_closed_form_lr()[0]))
+
+    tensors = {"lrs": torch.tensor(lrs, dtype=torch.float64)}
+    if closed:
+        tensors["closed_form_lrs"] = torch.tensor(closed_lrs, dtype=torch.float64)
+    if case.metrics is not None:
+        tensors["metrics"] = torch.tensor(case.metrics, dtype=torch.float64)
+    metadata = scheduler_metadata(case, s)
+    metadata.update(
+        base_lr=fmt_float(case.base_lr),
+        steps=str(case.steps),
+        torch_version=torch.__version__,
+    )
+    return write_fixture(out_dir, case.name, tensors, metadata)
+
+
+# --------------------------------------------------------------------------- #
+# E) gradient-value clipping (f64)
+# --------------------------------------------------------------------------- #
+CLIP_VALUES = (0.5, 1.5)
+
+
+def make_clip_value_fixture(out_dir: Path) -> Path:
+    name = "optim_clip_grad_value"
+    torch.manual_seed(seed_for(name))
+    a = torch.randn(3, 4, dtype=torch.float64) * 2
+    b = torch.randn(5, dtype=torch.float64) * 2
+
+    tensors = {"a": a, "b": b}
+    for clip_value in CLIP_VALUES:
+        pa = nn.Parameter(torch.zeros_like(a))
+        pb = nn.Parameter(torch.zeros_like(b))
+        pa.grad = a.clone()
+        pb.grad = b.clone()
+        torch.nn.utils.clip_grad_value_([pa, pb], clip_value=clip_value)
+        prefix = f"clip_{fmt_float(clip_value)}"
+        tensors[f"{prefix}.a"] = pa.grad
+        tensors[f"{prefix}.b"] = pb.grad
+
+    metadata = {
+        "clip_values": ",".join(fmt_float(c) for c in CLIP_VALUES),
+        "torch_version": torch.__version__,
+    }
+    return write_fixture(out_dir, name, tensors, metadata)
+
+
+# --------------------------------------------------------------------------- #
+# F) losses (f64)
+# --------------------------------------------------------------------------- #
+LOSS_N, LOSS_C = 6, 5  # cross-entropy on (N, C)
+LOSS_T, LOSS_B, LOSS_F = 5, 3, 2  # sequence losses on (T, B, C) / (T, B, F)
+LOSS_LENGTHS = PACKED_LENGTHS  # (4, 5, 2), unsorted
+IGNORE_INDEX = -100
+
+
+def make_cross_entropy_fixture(out_dir: Path) -> Path:
+    name = "loss_cross_entropy"
+    torch.manual_seed(seed_for(name))
+    logits = torch.randn(LOSS_N, LOSS_C, dtype=torch.float64) * 3
+    logits[1] *= 100  # large logits: needs the max-subtracted log-sum-exp
+    targets = torch.randint(0, LOSS_C, (LOSS_N,), dtype=torch.int64)
+    x = logits.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(x, targets, reduction="mean")
+    loss.backward()
+    tensors = {
+        "logits": logits,
+        "targets": targets,
+        "loss": loss.detach().reshape(1),
+        "grad": x.grad,
+    }
+    metadata = {
+        "reduction": "mean",
+        "N": str(LOSS_N),
+        "C": str(LOSS_C),
+        "torch_version": torch.__version__,
+    }
+    return write_fixture(out_dir, name, tensors, metadata)
+
+
+def make_cross_entropy_seq_fixture(out_dir: Path) -> Path:
+    name = "loss_cross_entropy_seq"
+    torch.manual_seed(seed_for(name))
+    T, B, C = LOSS_T, LOSS_B, LOSS_C
+    logits = torch.randn(T, B, C, dtype=torch.float64) * 2
+    targets = torch.randint(0, C, (T, B), dtype=torch.int64)
+    lengths = torch.tensor(LOSS_LENGTHS, dtype=torch.int64)
+    real = torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
+    targets = torch.where(real, targets, torch.full_like(targets, IGNORE_INDEX))
+    x = logits.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(
+        x.reshape(T * B, C), targets.reshape(T * B), ignore_index=IGNORE_INDEX, reduction="mean"
+    )
+    loss.backward()
+    assert not x.grad[~real].any(), name
+    tensors = {
+        "logits": logits,
+        "targets": targets,
+        "lengths": lengths,
+        "loss": loss.detach().reshape(1),
+        "grad": x.grad,
+    }
+    metadata = {
+        "reduction": "mean",
+        "ignore_index": str(IGNORE_INDEX),
+        "T": str(T),
+        "B": str(B),
+        "C": str(C),
+        "torch_version": torch.__version__,
+    }
+    return write_fixture(out_dir, name, tensors, metadata)
+
+
+def make_mse_masked_fixture(out_dir: Path) -> Path:
+    name = "loss_mse_masked"
+    torch.manual_seed(seed_for(name))
+    T, B, Fdim = LOSS_T, LOSS_B, LOSS_F
+    prediction = torch.randn(T, B, Fdim, dtype=torch.float64)
+    target = torch.randn(T, B, Fdim, dtype=torch.float64)
+    lengths = torch.tensor(LOSS_LENGTHS, dtype=torch.int64)
+    real = torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
+    x = prediction.clone().requires_grad_(True)
+    loss = torch.nn.functional.mse_loss(x[real], target[real], reduction="mean")
+    loss.backward()
+    tensors = {
+        "prediction": prediction,
+        "target": target,
+        "lengths": lengths,
+        "loss": loss.detach().reshape(1),
+        "grad": x.grad,
+    }
+    metadata = {
+        "reduction": "mean",
+        "T": str(T),
+        "B": str(B),
+        "F": str(Fdim),
+        "torch_version": torch.__version__,
+    }
+    return write_fixture(out_dir, name, tensors, metadata)
+
+
+# --------------------------------------------------------------------------- #
 # main
 # --------------------------------------------------------------------------- #
 def main(argv: Optional[List[str]] = None) -> int:
@@ -511,6 +822,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     for ocase in OPTIM_CASES:
         jobs.append(lambda c=ocase: make_optim_fixture(c, out_dir))
     jobs.append(lambda: make_clip_fixture(out_dir))
+    for scase in SCHEDULE_CASES:
+        jobs.append(lambda c=scase: make_schedule_fixture(c, out_dir))
+    jobs.append(lambda: make_clip_value_fixture(out_dir))
+    jobs.append(lambda: make_cross_entropy_fixture(out_dir))
+    jobs.append(lambda: make_cross_entropy_seq_fixture(out_dir))
+    jobs.append(lambda: make_mse_masked_fixture(out_dir))
 
     print(f"torch {torch.__version__}; writing to {out_dir}")
     total = 0

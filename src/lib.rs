@@ -81,6 +81,7 @@ pub mod cell;
 mod check;
 mod error;
 mod float;
+pub mod init;
 pub mod io;
 mod linear;
 mod loss;
@@ -95,7 +96,7 @@ pub use cell::{Cell, CellWeights, GruCell, LstmCell, LstmState, Nonlinearity, Rn
 pub use error::{Error, Result};
 pub use float::Float;
 pub use linear::{Linear, LinearTape};
-pub use loss::mse_loss;
+pub use loss::{cross_entropy_loss, cross_entropy_loss_last, masked_mse_loss, mse_loss};
 pub use params::Params;
 pub use recurrent::{Forward, Recurrent, Tape};
 pub use stack::{

@@ -599,6 +599,26 @@ impl<C> RecurrentStack<C> {
     }
 }
 
+impl<F: Float> RecurrentStack<LstmCell<F>> {
+    /// Sets the forget-gate bias of every layer and direction ([`LstmCell::with_forget_bias`]).
+    pub fn with_forget_bias(self, value: F) -> Self {
+        let layers = self
+            .layers
+            .into_iter()
+            .map(|cells| {
+                cells
+                    .into_iter()
+                    .map(|c| c.with_forget_bias(value))
+                    .collect()
+            })
+            .collect();
+        Self {
+            config: self.config,
+            layers,
+        }
+    }
+}
+
 impl<F: Float> RecurrentStack<RnnCell<F>> {
     /// The same weights with another nonlinearity (a weight file cannot record it).
     pub fn with_nonlinearity(self, nonlinearity: Nonlinearity) -> Self {

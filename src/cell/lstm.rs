@@ -248,6 +248,32 @@ impl<F: Float> LstmCell<F> {
         })
     }
 
+    /// Sets the forget-gate bias so that `b_if + b_hf = value` (`bias_ih[H..2H] = value`,
+    /// `bias_hh[H..2H] = 0`), as Keras' `unit_forget_bias` and char-rnn (value 1) do. A cell without
+    /// biases is returned unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// use recurrent::LstmCell;
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let cell = LstmCell::<f32>::new(3, 2, &mut rng)?.with_forget_bias(1.0);
+    /// let w = cell.weights();
+    /// let f = w.bias_ih.as_ref().unwrap()[2] + w.bias_hh.as_ref().unwrap()[2]; // gate f, unit 0
+    /// assert_eq!(f, 1.0);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn with_forget_bias(mut self, value: F) -> Self {
+        let h = self.hidden_size();
+        if let (Some(b_ih), Some(b_hh)) = (&mut self.weights.bias_ih, &mut self.weights.bias_hh) {
+            b_ih.slice_mut(ndarray::s![h..2 * h]).fill(value);
+            b_hh.slice_mut(ndarray::s![h..2 * h]).fill(F::zero());
+        }
+        self
+    }
+
     /// The weights, in PyTorch's layout.
     pub fn weights(&self) -> &CellWeights<F> {
         &self.weights

@@ -60,3 +60,45 @@ pub fn clip_grad_norm<F: Float, P: Params<F>>(grads: &mut P, max_norm: F) -> Res
     }
     Ok(total)
 }
+
+/// Clamps every gradient element to `[−clip_value, clip_value]`, as
+/// `torch.nn.utils.clip_grad_value_`.
+///
+/// Infinite elements are clamped like any other (`+∞ → clip_value`).
+///
+/// # Errors
+///
+/// * [`Error::InvalidConfig`] if `clip_value` is negative or NaN (PyTorch would silently set
+///   every element to `clip_value`). `+inf` is accepted and changes nothing.
+/// * [`Error::NonFinite`] if a gradient element is NaN (PyTorch keeps the NaN); the gradients are
+///   left untouched, so the caller can skip the step, as with [`clip_grad_norm`].
+///
+/// # Examples
+///
+/// ```
+/// use ndarray::array;
+/// use recurrent::{optim::clip_grad_value, Linear};
+///
+/// let mut g = Linear::from_weights(array![[3.0, -0.2, f64::NEG_INFINITY]], None)?;
+/// clip_grad_value(&mut g, 0.5)?;
+/// assert_eq!(g.weight(), &array![[0.5, -0.2, -0.5]]);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+pub fn clip_grad_value<F: Float, P: Params<F>>(grads: &mut P, clip_value: F) -> Result<()> {
+    if clip_value.is_nan() || clip_value < F::zero() {
+        return Err(Error::InvalidConfig(format!(
+            "clip_value must be >= 0 (or +inf to clip nothing), got {clip_value}"
+        )));
+    }
+    for (name, a) in grads.named_arrays() {
+        if let Some(k) = a.iter().position(|v| v.is_nan()) {
+            return Err(Error::NonFinite(format!(
+                "gradient `{name}` holds NaN at flat index {k}; gradients left unclipped"
+            )));
+        }
+    }
+    for mut a in grads.arrays_mut() {
+        a.mapv_inplace(|v| v.max(-clip_value).min(clip_value));
+    }
+    Ok(())
+}

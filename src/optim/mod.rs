@@ -5,9 +5,18 @@
 //! model and applies the rule to every `(parameter, gradient)` pair that [`Params`] lists, so a rule
 //! never knows what a cell or layer is.
 //!
-//! Rules follow `torch.optim`'s update formulas and defaults exactly: [`Sgd`] (momentum,
-//! dampening, Nesterov, weight decay) and [`Adam`] (weight decay, AMSGrad).
-//! [`clip_grad_norm`] is `torch.nn.utils.clip_grad_norm_`.
+//! Rules follow `torch.optim`'s update formulas and defaults exactly (its single-tensor,
+//! `foreach=False` code path): [`Sgd`] (momentum, dampening, Nesterov, weight decay), [`Adam`]
+//! (weight decay, AMSGrad), [`AdamW`] (decoupled weight decay), [`RmsProp`] (momentum, centered)
+//! and [`Adagrad`] (learning-rate decay, initial accumulator). Each is built from a config
+//! (`AdamConfig::new(lr).with_betas(..).build()`) that checks every setting once.
+//!
+//! * [`clip_grad_norm`] is `torch.nn.utils.clip_grad_norm_`, [`clip_grad_value`] is
+//!   `torch.nn.utils.clip_grad_value_`.
+//! * [`schedule`] has learning-rate schedules (`StepLR`, `ExponentialLR`, `CosineAnnealingLR`,
+//!   `LinearLR`, `ReduceLROnPlateau`), applied with [`Optimizer::apply_schedule`].
+//! * [`Optimizer::state`] / [`Optimizer::load_state`] save and restore everything the optimizer
+//!   keeps, so a resumed run continues bit for bit.
 //!
 //! # Examples
 //!
@@ -31,13 +40,26 @@
 //! # Ok::<(), recurrent::Error>(())
 //! ```
 
+mod adagrad;
 mod adam;
+mod adamw;
 mod clip;
+mod rmsprop;
+pub mod schedule;
 mod sgd;
+mod state;
 
+pub use adagrad::{Adagrad, AdagradConfig, AdagradSlot};
 pub use adam::{Adam, AdamConfig, AdamSlot};
-pub use clip::clip_grad_norm;
+pub use adamw::{AdamW, AdamWConfig};
+pub use clip::{clip_grad_norm, clip_grad_value};
+pub use rmsprop::{RmsProp, RmsPropConfig, RmsPropSlot};
+pub use schedule::{
+    CosineAnnealingLr, ExponentialLr, LinearWarmup, LrSchedule, PlateauMode, ReduceLrOnPlateau,
+    ReduceLrOnPlateauConfig, StepLr, ThresholdMode,
+};
 pub use sgd::{Sgd, SgdConfig, SgdSlot};
+pub use state::{OptimizerState, SlotState};
 
 use std::fmt::Debug;
 
@@ -54,6 +76,9 @@ pub trait UpdateRule<F: Float> {
     /// Per-array state (momentum buffer, moment estimates, step count).
     type Slot: Clone + Debug;
 
+    /// A short name identifying the rule in saved state (`"sgd"`, `"adam"`, ...).
+    fn name(&self) -> &'static str;
+
     /// A fresh slot for a parameter array, before its first update.
     fn init_slot(&self, param: ArrayViewD<'_, F>) -> Self::Slot;
 
@@ -65,16 +90,30 @@ pub trait UpdateRule<F: Float> {
 
     /// Replaces the learning rate (already validated by the caller).
     fn set_learning_rate(&mut self, lr: F);
+
+    /// The slot as named arrays and scalars (names without `.`, as `torch.optim`'s state keys),
+    /// for [`Optimizer::state`].
+    fn export_slot(&self, slot: &Self::Slot) -> SlotState<F>;
+
+    /// Rebuilds the slot of `param` from saved state, **taking** every entry it uses out of
+    /// `state` (entries left over make [`Optimizer::load_state`] fail).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mismatch`] if an entry this rule needs is missing or not shaped like `param`.
+    fn import_slot(&self, param: ArrayViewD<'_, F>, state: &mut SlotState<F>)
+        -> Result<Self::Slot>;
 }
 
 /// Applies an [`UpdateRule`] to every array of a model, keeping one slot per array.
 ///
-/// The first call to [`Optimizer::step`] fixes the layout (number and shapes of arrays); later
-/// calls must pass a model of the same layout.
+/// The first call to [`Optimizer::step`] fixes the layout (number, names and shapes of arrays);
+/// later calls must pass a model of the same layout.
 #[derive(Debug, Clone)]
 pub struct Optimizer<F: Float, R: UpdateRule<F>> {
     rule: R,
     slots: Vec<R::Slot>,
+    names: Vec<String>,
     shapes: Vec<Vec<usize>>,
     steps: u64,
 }
@@ -85,6 +124,7 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
         Self {
             rule,
             slots: Vec::new(),
+            names: Vec::new(),
             shapes: Vec::new(),
             steps: 0,
         }
@@ -93,6 +133,11 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
     /// The update rule.
     pub fn rule(&self) -> &R {
         &self.rule
+    }
+
+    /// The per-array slots, in [`Params`] order (empty before the first step).
+    pub fn slots(&self) -> &[R::Slot] {
+        &self.slots
     }
 
     /// The number of steps taken.
@@ -116,6 +161,38 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
         Ok(())
     }
 
+    /// Sets the learning rate to `schedule`'s current value ([`LrSchedule::lr`]).
+    ///
+    /// Call it once before the first step (schedules such as [`LinearWarmup`] do not start at the
+    /// base rate), and again after each [`LrSchedule::step`]: PyTorch's schedulers write the rate
+    /// into the optimizer at construction and at every `scheduler.step()`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if the schedule's rate is negative or not finite (a schedule
+    /// built with valid settings never gives one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recurrent::optim::{LrSchedule, SgdConfig, StepLr};
+    ///
+    /// let mut opt = SgdConfig::<f32>::new(0.1).build()?;
+    /// let mut sched = StepLr::new(0.1, 2, 0.5)?;
+    /// let mut rates = vec![];
+    /// for _epoch in 0..5 {
+    ///     opt.apply_schedule(&sched)?;
+    ///     rates.push(opt.learning_rate());
+    ///     // ... train one epoch with `opt` ...
+    ///     sched.step();
+    /// }
+    /// assert_eq!(rates, [0.1, 0.1, 0.05, 0.05, 0.025]);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn apply_schedule<S: LrSchedule + ?Sized>(&mut self, schedule: &S) -> Result<()> {
+        self.set_learning_rate(F::from_f64(schedule.lr()))
+    }
+
     /// One optimisation step: updates every array of `params` from the matching array of `grads`.
     ///
     /// # Errors
@@ -128,27 +205,14 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
             let p = params.named_arrays();
             check_same_layout(&p, &g)?;
             if self.slots.is_empty() {
+                self.names = p.iter().map(|(n, _)| n.clone()).collect();
                 self.shapes = p.iter().map(|(_, a)| a.shape().to_vec()).collect();
                 self.slots = p
                     .iter()
                     .map(|(_, a)| self.rule.init_slot(a.view()))
                     .collect();
             } else {
-                if p.len() != self.shapes.len() {
-                    return Err(Error::Mismatch(format!(
-                        "the optimizer holds state for {} arrays, the model has {}",
-                        self.shapes.len(),
-                        p.len()
-                    )));
-                }
-                for ((name, a), shape) in p.iter().zip(&self.shapes) {
-                    if a.shape() != shape.as_slice() {
-                        return Err(Error::Mismatch(format!(
-                            "array `{name}` has shape {:?}, the optimizer's state for it has {shape:?}",
-                            a.shape()
-                        )));
-                    }
-                }
+                self.check_layout(&p)?;
             }
         }
         for ((param, (_, grad)), slot) in
@@ -157,6 +221,150 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
             self.rule.update(slot, param, grad);
         }
         self.steps += 1;
+        Ok(())
+    }
+
+    fn check_layout(&self, p: &[(String, ArrayViewD<'_, F>)]) -> Result<()> {
+        if p.len() != self.shapes.len() {
+            return Err(Error::Mismatch(format!(
+                "the optimizer holds state for {} arrays, the model has {}",
+                self.shapes.len(),
+                p.len()
+            )));
+        }
+        for ((name, a), shape) in p.iter().zip(&self.shapes) {
+            if a.shape() != shape.as_slice() {
+                return Err(Error::Mismatch(format!(
+                    "array `{name}` has shape {:?}, the optimizer's state for it has {shape:?}",
+                    a.shape()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A copy of everything the optimizer keeps between steps: the step count, the learning rate
+    /// and every array's slot (named after the array, in [`Params`] order).
+    ///
+    /// Restore it with [`Optimizer::load_state`] into an optimizer built from the same config;
+    /// the run then continues bit for bit as if it had not been interrupted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use recurrent::{optim::AdamConfig, Linear};
+    ///
+    /// let g = Linear::from_weights(array![[0.5, -1.0]], None)?;
+    /// let mut a = Linear::from_weights(array![[1.0, 2.0]], None)?;
+    /// let mut opt = AdamConfig::new(1e-2).build()?;
+    /// opt.step(&mut a, &g)?;
+    ///
+    /// // Save, then resume in a fresh optimizer on a copy of the model.
+    /// let state = opt.state();
+    /// let mut b = a.clone();
+    /// let mut resumed = AdamConfig::new(1e-2).build()?;
+    /// resumed.load_state(&b, &state)?;
+    ///
+    /// opt.step(&mut a, &g)?;
+    /// resumed.step(&mut b, &g)?;
+    /// assert_eq!(a, b);
+    /// assert_eq!(resumed.steps(), 2);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn state(&self) -> OptimizerState<F> {
+        OptimizerState {
+            optimizer: self.rule.name().to_string(),
+            steps: self.steps,
+            learning_rate: Float::as_f64(self.rule.learning_rate()),
+            slots: self
+                .names
+                .iter()
+                .zip(&self.slots)
+                .map(|(n, s)| (n.clone(), self.rule.export_slot(s)))
+                .collect(),
+        }
+    }
+
+    /// Restores a state saved by [`Optimizer::state`] for the model `params` (whose arrays must
+    /// have the names and shapes the state was saved with). The learning rate is restored too.
+    ///
+    /// A state saved before the first step resets the optimizer to a fresh one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mismatch`] if the state was written by another rule, lists other array names or
+    /// another number of arrays than `params`, has an array of the wrong shape, lacks an entry
+    /// this rule needs (e.g. AMSGrad's `max_exp_avg_sq`) or has one it does not use;
+    /// [`Error::InvalidConfig`] if the saved learning rate is negative or not finite. The
+    /// optimizer is unchanged then.
+    pub fn load_state<P: Params<F>>(
+        &mut self,
+        params: &P,
+        state: &OptimizerState<F>,
+    ) -> Result<()> {
+        if state.optimizer != self.rule.name() {
+            return Err(Error::Mismatch(format!(
+                "the saved state is for optimizer `{}`, this one is `{}`",
+                state.optimizer,
+                self.rule.name()
+            )));
+        }
+        let lr = F::from_f64(state.learning_rate);
+        check_non_negative("saved learning_rate", lr)?;
+        if state.slots.is_empty() {
+            if state.steps != 0 {
+                return Err(Error::Mismatch(format!(
+                    "the saved state counts {} steps but holds no per-array state",
+                    state.steps
+                )));
+            }
+            self.slots.clear();
+            self.names.clear();
+            self.shapes.clear();
+            self.steps = 0;
+            self.rule.set_learning_rate(lr);
+            return Ok(());
+        }
+        let p = params.named_arrays();
+        if p.len() != state.slots.len() {
+            return Err(Error::Mismatch(format!(
+                "the saved state holds {} arrays, the model has {}",
+                state.slots.len(),
+                p.len()
+            )));
+        }
+        let mut slots = Vec::with_capacity(p.len());
+        for ((name, a), (saved_name, saved)) in p.iter().zip(&state.slots) {
+            if name != saved_name {
+                return Err(Error::Mismatch(format!(
+                    "the saved state is for array `{saved_name}`, the model's array in that place \
+                     is `{name}`"
+                )));
+            }
+            let mut saved = saved.clone();
+            let slot = self
+                .rule
+                .import_slot(a.view(), &mut saved)
+                .map_err(|e| match e {
+                    Error::Mismatch(m) => Error::Mismatch(format!("array `{name}`: {m}")),
+                    e => e,
+                })?;
+            if !saved.is_empty() {
+                return Err(Error::Mismatch(format!(
+                    "array `{name}`: the saved state has entries {:?} that `{}` with these \
+                     settings does not use",
+                    saved.names(),
+                    self.rule.name()
+                )));
+            }
+            slots.push(slot);
+        }
+        self.names = p.iter().map(|(n, _)| n.clone()).collect();
+        self.shapes = p.iter().map(|(_, a)| a.shape().to_vec()).collect();
+        self.slots = slots;
+        self.steps = state.steps;
+        self.rule.set_learning_rate(lr);
         Ok(())
     }
 }
@@ -169,5 +377,26 @@ pub(crate) fn check_non_negative<F: Float>(name: &str, v: F) -> Result<()> {
         Err(Error::InvalidConfig(format!(
             "{name} must be finite and >= 0, got {v}"
         )))
+    }
+}
+
+/// `Err` unless `0 <= v < 1`.
+pub(crate) fn check_unit_interval<F: Float>(name: &str, v: F) -> Result<()> {
+    if v >= F::zero() && v < F::one() {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "{name} must be in [0, 1), got {v}"
+        )))
+    }
+}
+
+/// `a + w·(b − a)`, evaluated as PyTorch's `lerp` does: from `b`'s end when `|w| >= 0.5`.
+#[inline]
+pub(crate) fn lerp<F: Float>(a: F, b: F, w: F) -> F {
+    if w.abs() < F::from_f64(0.5) {
+        a + w * (b - a)
+    } else {
+        b - (b - a) * (F::one() - w)
     }
 }

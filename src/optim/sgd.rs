@@ -2,7 +2,7 @@
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Zip};
 
-use super::{check_non_negative, Optimizer, UpdateRule};
+use super::{check_non_negative, Optimizer, SlotState, UpdateRule};
 use crate::error::{Error, Result};
 use crate::float::Float;
 
@@ -126,6 +126,10 @@ pub struct SgdSlot<F> {
 impl<F: Float> UpdateRule<F> for Sgd<F> {
     type Slot = SgdSlot<F>;
 
+    fn name(&self) -> &'static str {
+        "sgd"
+    }
+
     fn init_slot(&self, _param: ArrayViewD<'_, F>) -> SgdSlot<F> {
         SgdSlot {
             momentum_buffer: None,
@@ -173,5 +177,26 @@ impl<F: Float> UpdateRule<F> for Sgd<F> {
 
     fn set_learning_rate(&mut self, lr: F) {
         self.config.lr = lr;
+    }
+
+    fn export_slot(&self, slot: &SgdSlot<F>) -> SlotState<F> {
+        match &slot.momentum_buffer {
+            Some(buf) => SlotState::new().with_array("momentum_buffer", buf.clone()),
+            None => SlotState::new(),
+        }
+    }
+
+    fn import_slot(
+        &self,
+        param: ArrayViewD<'_, F>,
+        state: &mut SlotState<F>,
+    ) -> Result<SgdSlot<F>> {
+        // Without momentum no buffer is kept, so a saved one is left over and refused.
+        let momentum_buffer = if self.config.momentum != F::zero() {
+            state.take_optional_array("momentum_buffer", param.shape())?
+        } else {
+            None
+        };
+        Ok(SgdSlot { momentum_buffer })
     }
 }
