@@ -76,9 +76,11 @@
 //! (documented under `# Panics`).
 #![deny(missing_docs)]
 
+pub mod batch;
 mod bidirectional;
 pub mod cell;
 mod check;
+pub mod checkpoint;
 mod error;
 mod float;
 pub mod init;

@@ -1,0 +1,119 @@
+//! Batching helpers: variable-length sequences to a padded `(T, B, F)` batch plus lengths and
+//! back, and time chunks for truncated BPTT over long streams.
+
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
+
+use crate::error::{shape_err, Error, Result};
+use crate::float::Float;
+
+/// Stacks sequences `(T_b, F)` into a zero-padded time-major batch `(max T_b, B, F)` and returns
+/// it with the lengths `T_b` — the input a layer's `lengths` argument expects.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] for an empty list or an empty sequence; [`Error::Shape`] if the
+/// sequences differ in their number of features.
+///
+/// # Examples
+///
+/// ```
+/// use ndarray::array;
+/// use recurrent::batch::{pad_sequences, unpad};
+///
+/// let a = array![[1.0], [2.0], [3.0]]; // 3 steps, 1 feature
+/// let b = array![[4.0]]; // 1 step
+/// let (batch, lengths) = pad_sequences(&[a.view(), b.view()])?;
+/// assert_eq!(batch.dim(), (3, 2, 1));
+/// assert_eq!(lengths, [3, 1]);
+/// assert_eq!(batch[(2, 1, 0)], 0.0); // padding
+/// let back = unpad(batch.view(), &lengths)?;
+/// assert_eq!(back[1], b);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+pub fn pad_sequences<F: Float>(sequences: &[ArrayView2<'_, F>]) -> Result<(Array3<F>, Vec<usize>)> {
+    let first = sequences
+        .first()
+        .ok_or_else(|| Error::InvalidConfig("pad_sequences needs at least one sequence".into()))?;
+    let features = first.ncols();
+    let mut lengths = Vec::with_capacity(sequences.len());
+    for (b, seq) in sequences.iter().enumerate() {
+        if seq.nrows() == 0 {
+            return Err(Error::InvalidConfig(format!("sequence {b} has no steps")));
+        }
+        if seq.ncols() != features {
+            return Err(shape_err(
+                format!("sequence {b}"),
+                format!("(T, {features}) like sequence 0"),
+                seq.shape(),
+            ));
+        }
+        lengths.push(seq.nrows());
+    }
+    let steps = lengths.iter().copied().max().unwrap_or(0);
+    let mut batch = Array3::zeros((steps, sequences.len(), features));
+    for (b, seq) in sequences.iter().enumerate() {
+        batch.slice_mut(s![..seq.nrows(), b, ..]).assign(seq);
+    }
+    Ok((batch, lengths))
+}
+
+/// Splits a padded time-major batch `(T, B, F)` back into `B` sequences `(lengths[b], F)`.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] unless there is one length per sequence, each in `1..=T`.
+pub fn unpad<F: Float>(batch: ArrayView3<'_, F>, lengths: &[usize]) -> Result<Vec<Array2<F>>> {
+    let (steps, n, _) = batch.dim();
+    crate::check::lengths(Some(lengths), steps, n)?;
+    Ok(lengths
+        .iter()
+        .enumerate()
+        .map(|(b, &l)| batch.slice(s![..l, b, ..]).to_owned())
+        .collect())
+}
+
+/// Consecutive windows of at most `k` steps along the time axis of `x` `(T, B, F)`: the chunks of
+/// truncated BPTT. Carry each chunk's final state into the next chunk's `forward` and call
+/// `backward` per chunk with `d_final = None` to cut the gradient at the borders.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] if `k` is 0.
+///
+/// # Examples
+///
+/// ```
+/// use ndarray::Array3;
+/// use rand::SeedableRng;
+/// use recurrent::{batch::time_chunks, Lstm, Params, RecurrentConfig};
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let lstm = Lstm::<f32>::new(RecurrentConfig::new(3, 8), &mut rng)?;
+/// let stream = Array3::<f32>::ones((100, 4, 3));
+/// let mut state = None;
+/// let mut chunks = 0;
+/// for x in time_chunks(stream.view(), 35)? {
+///     let (out, last, tape) = lstm.forward(x, state.as_ref(), None)?;
+///     let mut grads = lstm.zeros_like();
+///     lstm.backward(&tape, Array3::ones(out.dim()).view(), None, &mut grads)?;
+///     state = Some(last); // carried forward; the gradient stops here
+///     chunks += 1;
+/// }
+/// assert_eq!(chunks, 3); // 35 + 35 + 30 steps
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+pub fn time_chunks<'a, F: Float>(
+    x: ArrayView3<'a, F>,
+    k: usize,
+) -> Result<impl Iterator<Item = ArrayView3<'a, F>>> {
+    if k == 0 {
+        return Err(Error::InvalidConfig(
+            "chunk length k must be at least 1".into(),
+        ));
+    }
+    let steps = x.len_of(Axis(0));
+    Ok((0..steps).step_by(k).map(move |start| {
+        x.clone()
+            .slice_move(s![start..(start + k).min(steps), .., ..])
+    }))
+}
