@@ -112,8 +112,7 @@ pub fn time_chunks<'a, F: Float>(
         ));
     }
     let steps = x.len_of(Axis(0));
-    Ok((0..steps).step_by(k).map(move |start| {
-        x.clone()
-            .slice_move(s![start..(start + k).min(steps), .., ..])
-    }))
+    Ok((0..steps)
+        .step_by(k)
+        .map(move |start| x.slice_move(s![start..(start + k).min(steps), .., ..])))
 }
