@@ -30,42 +30,45 @@
 //! forward returns, so backward without forward does not compile, and one layer can serve many
 //! threads.
 //!
-//! ## Quick start: one training step
+//! ## A complete training loop
+//!
+//! Model, loss, gradient clipping, optimizer, learning-rate schedule and checkpoint:
 //!
 //! ```
-//! use ndarray::Array3;
-//! use rand::SeedableRng;
-//! use recurrent::optim::AdamConfig;
-//! use recurrent::{mse_loss, Linear, LstmCell, Params, Recurrent};
+//! # use ndarray::Array3;
+//! # use rand::SeedableRng;
+//! use recurrent::optim::{clip_grad_norm, AdamConfig, CosineAnnealingLr, LrSchedule};
+//! use recurrent::{checkpoint, mse_loss, Linear, Lstm, Params, RecurrentConfig};
+//! # let dir = std::env::temp_dir().join(format!("recurrent-loop-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+//! # let x = Array3::<f32>::from_shape_fn((20, 4, 1), |(t, b, _)| ((t + b) as f32 * 0.3).sin());
+//! # let y = Array3::<f32>::from_shape_fn((20, 4, 1), |(t, b, _)| ((t + b + 1) as f32 * 0.3).sin());
 //!
-//! let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-//! // An LSTM with 1 input and 16 hidden units, and a linear head back to 1 output.
-//! let mut model = (
-//!     Recurrent::new(LstmCell::<f32>::new(1, 16, &mut rng)?),
-//!     Linear::<f32>::new(16, 1, &mut rng)?,
-//! );
+//! let config = RecurrentConfig::new(1, 16).with_num_layers(2);
+//! let mut model = (Lstm::<f32>::new(config, &mut rng)?, Linear::<f32>::new(16, 1, &mut rng)?);
 //! let mut opt = AdamConfig::new(1e-2).build()?;
-//!
-//! let x = Array3::<f32>::from_shape_fn((20, 4, 1), |(t, b, _)| ((t + b) as f32 * 0.3).sin());
-//! let y = Array3::<f32>::from_shape_fn((20, 4, 1), |(t, b, _)| ((t + b + 1) as f32 * 0.3).sin());
-//!
-//! let mut first = None;
-//! for _ in 0..50 {
+//! let mut schedule = CosineAnnealingLr::new(1e-2, 60, 1e-4)?;
+//! let mut losses = Vec::new();
+//! for step in 1..=60 {
 //!     let (lstm, head) = &model;
-//!     let (h, _, tape) = lstm.forward(x.view(), None)?; // h: (T, B, 16)
-//!     let (pred, head_tape) = head.forward(h.view())?; // pred: (T, B, 1)
+//!     let (h, _, tape) = lstm.forward(x.view(), None, None)?; // x: (T, B, 1), h: (T, B, 16)
+//!     let (pred, head_tape) = head.forward(h.view())?;
 //!     let (loss, d_pred) = mse_loss(pred.view(), y.view())?;
-//!     first.get_or_insert(loss);
-//!
 //!     let mut grads = model.zeros_like();
 //!     let dh = head.backward(&head_tape, d_pred.view(), &mut grads.1)?;
 //!     lstm.backward(&tape, dh.view(), None, &mut grads.0)?;
-//!     recurrent::optim::clip_grad_norm(&mut grads, 1.0)?;
+//!     clip_grad_norm(&mut grads, 1.0)?;
+//!     opt.apply_schedule(&schedule)?;
 //!     opt.step(&mut model, &grads)?;
+//!     schedule.step();
+//!     if step % 20 == 0 {
+//!         checkpoint::save_checkpoint(dir.join("run.ckpt.safetensors"), &model, &opt, step)?;
+//!     }
+//!     losses.push(loss);
 //! }
-//! let (h, _) = model.0.infer(x.view(), None)?;
-//! let (final_loss, _) = mse_loss(model.1.infer(h.view())?.view(), y.view())?;
-//! assert!(final_loss < first.unwrap() / 2.0);
+//! assert!(losses[59] < losses[0] / 2.0);
+//! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), recurrent::Error>(())
 //! ```
 //!
