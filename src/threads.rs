@@ -2,10 +2,11 @@
 //!
 //! The two directions of a bidirectional layer run on two threads when the machine has them and
 //! the sequence is long enough to pay for it (forward and backward). Set the number with
-//! [`set_num_threads`]; `1` keeps everything on the calling thread. The matrix products themselves
-//! run on one thread unless the crate's `threading` feature is on, which enables
-//! `matrixmultiply`'s threads (their number is read from the `MATMUL_NUM_THREADS` environment
-//! variable, default: the physical cores).
+//! [`set_num_threads`]; `1` keeps the directions on the calling thread. Large matrix products
+//! (the input projections of a whole sequence, the weight gradients) are threaded by
+//! `matrixmultiply` when the crate's `threading` feature is on (the default); their thread count
+//! is read once from the `MATMUL_NUM_THREADS` environment variable (default: the physical cores;
+//! `MATMUL_NUM_THREADS=1` makes them single-threaded). Small products stay single-threaded.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

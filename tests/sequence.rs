@@ -428,3 +428,63 @@ fn non_contiguous_input() {
     let (b, _) = layer.infer(view, None).unwrap();
     assert_eq!(a, b);
 }
+
+/// Batches above and below the small-batch threshold take different matrix-product paths; both
+/// give the same numbers: a batch of 8 equals its two halves run separately.
+#[test]
+fn large_and_small_batch_paths_agree() {
+    fn check<C: Cell<f64>>(cell: C) {
+        let layer = Recurrent::new(cell);
+        let mut r = rng(31);
+        let x: Array3<f64> = randn3((5, 8, I), 1.0, &mut r);
+        let init: C::State = rand_state(8, H, 0.5, &mut r);
+        let (w_out, w_final) = loss_weights::<f64, C::State>(5, 8, H, 32);
+        let (out, last, tape) = layer.forward(x.view(), Some(&init)).unwrap();
+        let mut g = layer.zeros_like();
+        let (dx, d0) = layer
+            .backward(&tape, w_out.view(), Some(&w_final), &mut g)
+            .unwrap();
+        let mut g_halves = layer.zeros_like();
+        let half = |s: &C::State, lo: usize| {
+            let mut h = C::State::zeros(4, H);
+            for (mut dst, (_, src)) in h.parts_mut().into_iter().zip(s.parts()) {
+                dst.assign(&src.slice(ndarray::s![lo..lo + 4, ..]));
+            }
+            h
+        };
+        for lo in [0, 4] {
+            let xs = x.slice(ndarray::s![.., lo..lo + 4, ..]);
+            let (o, l, t) = layer.forward(xs, Some(&half(&init, lo))).unwrap();
+            assert_close(
+                &o.view().into_dyn(),
+                &out.slice(ndarray::s![.., lo..lo + 4, ..]).into_dyn(),
+                1e-12,
+                1e-12,
+                "out",
+            );
+            for ((_, a), (_, b)) in l.parts().into_iter().zip(half(&last, lo).parts()) {
+                assert_close(&a.into_dyn(), &b.into_dyn(), 1e-12, 1e-12, "final");
+            }
+            let wo = w_out.slice(ndarray::s![.., lo..lo + 4, ..]);
+            let (dxh, d0h) = layer
+                .backward(&t, wo, Some(&half(&w_final, lo)), &mut g_halves)
+                .unwrap();
+            assert_close(
+                &dxh.view().into_dyn(),
+                &dx.slice(ndarray::s![.., lo..lo + 4, ..]).into_dyn(),
+                1e-12,
+                1e-12,
+                "dx",
+            );
+            for ((_, a), (_, b)) in d0h.parts().into_iter().zip(half(&d0, lo).parts()) {
+                assert_close(&a.into_dyn(), &b.into_dyn(), 1e-12, 1e-12, "d_init");
+            }
+        }
+        for ((n, a), (_, b)) in g_halves.named_arrays().into_iter().zip(g.named_arrays()) {
+            assert_close(&a, &b, 1e-11, 1e-12, &n);
+        }
+    }
+    check(LstmCell::<f64>::new(I, H, &mut rng(33)).unwrap());
+    check(GruCell::<f64>::new(I, H, &mut rng(34)).unwrap());
+    check(RnnCell::<f64>::new(I, H, Nonlinearity::Tanh, &mut rng(35)).unwrap());
+}

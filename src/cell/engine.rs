@@ -151,6 +151,79 @@ impl<F: Float> SequenceTape<F> {
     }
 }
 
+/// Batches up to this size use the crate's own row-by-row kernels for the per-step products:
+/// a general GEMM's packing costs more than it saves on so few rows.
+const SMALL_BATCH: usize = 4;
+
+/// `a · b` over equal-length slices, eight independent partial sums so the loop vectorises.
+#[inline(always)]
+fn dot<F: Float>(a: &[F], b: &[F]) -> F {
+    let n = a.len();
+    let b = &b[..n];
+    let mut acc = [F::zero(); 8];
+    let (ca, ta) = a.split_at(n - n % 8);
+    let (cb, tb) = b.split_at(n - n % 8);
+    for (xa, xb) in ca.chunks_exact(8).zip(cb.chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] += xa[l] * xb[l];
+        }
+    }
+    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ta.iter().zip(tb) {
+        sum += *x * *y;
+    }
+    sum
+}
+
+/// `out (=|+=) h · Wᵀ` for the recurrent product of one step: `h (B, H)`, `W (G·H, H)`.
+fn recurrent_product<F: Float>(
+    h: ArrayView2<'_, F>,
+    w: &Array2<F>,
+    out: &mut ndarray::ArrayViewMut2<'_, F>,
+    accumulate: bool,
+) {
+    let (m, k) = h.dim();
+    if m <= SMALL_BATCH {
+        if let (Some(hs), Some(ws)) = (h.to_slice(), w.as_slice()) {
+            if let Some(os) = out.as_slice_mut() {
+                let n = w.nrows();
+                for (hr, orow) in hs.chunks_exact(k).zip(os.chunks_exact_mut(n)) {
+                    for (o, wr) in orow.iter_mut().zip(ws.chunks_exact(k)) {
+                        let d = dot(hr, wr);
+                        *o = if accumulate { *o + d } else { d };
+                    }
+                }
+                return;
+            }
+        }
+    }
+    let beta = if accumulate { F::one() } else { F::zero() };
+    general_mat_mul(F::one(), &h, &w.t(), beta, out);
+}
+
+/// `out += d · W` for the gradient reaching `h_prev` through one step: `d (B, G·H)`, `W (G·H, H)`.
+fn recurrent_grad<F: Float>(d: ArrayView2<'_, F>, w: &Array2<F>, out: &mut Array2<F>) {
+    let (m, n) = d.dim();
+    if m <= SMALL_BATCH {
+        if let (Some(ds), Some(ws)) = (d.to_slice(), w.as_slice()) {
+            if let Some(os) = out.as_slice_mut() {
+                let k = w.ncols();
+                for (dr, orow) in ds.chunks_exact(n).zip(os.chunks_exact_mut(k)) {
+                    for (&dj, wr) in dr.iter().zip(ws.chunks_exact(k)) {
+                        if dj != F::zero() {
+                            for (o, &x) in orow.iter_mut().zip(wr) {
+                                *o += dj * x;
+                            }
+                        }
+                    }
+                }
+                return;
+            }
+        }
+    }
+    general_mat_mul(F::one(), &d, w, F::one(), out);
+}
+
 /// Slot of the state before (`prev`) and after (`next`) processing step `s` at time `t`.
 #[inline]
 fn slots(keep: bool, reverse: bool, s: usize, t: usize) -> (usize, usize) {
@@ -211,7 +284,6 @@ pub(crate) fn run<F: Float, K: Kernel<F>>(
     let mut aux = Array3::zeros((if keep { steps } else { 1 }, batch, ha));
     let mut rec = Array2::zeros((batch, if K::SEPARATE_REC { gh } else { 0 }));
     let mut out = Array3::zeros((steps, batch, hidden));
-    let w_hh_t = w.weight_hh.t();
 
     let mut last = init;
     for s in 0..steps {
@@ -222,12 +294,12 @@ pub(crate) fn run<F: Float, K: Kernel<F>>(
         let (c_prev, mut c_next) = cs.multi_slice_mut((s![pi, .., ..], s![ni, .., ..]));
         let mut gt = g.slice_mut(s![t * batch..(t + 1) * batch, ..]);
         if K::SEPARATE_REC {
-            general_mat_mul(F::one(), &h_prev, &w_hh_t, F::zero(), &mut rec);
+            recurrent_product(h_prev.view(), &w.weight_hh, &mut rec.view_mut(), false);
             if let Some(b) = &w.bias_hh {
                 rec.rows_mut().into_iter().for_each(|mut r| r += b);
             }
         } else {
-            general_mat_mul(F::one(), &h_prev, &w_hh_t, F::one(), &mut gt);
+            recurrent_product(h_prev.view(), &w.weight_hh, &mut gt, true);
         }
         let mut aux_t = aux.index_axis_mut(Axis(0), if keep { t } else { 0 });
         let mut out_t = out.index_axis_mut(Axis(0), t);
@@ -305,7 +377,7 @@ pub(crate) fn backward<F: Float, K: Kernel<F>>(
 
     let mut d_xp = Array2::zeros((steps * batch, gh));
     let mut d_rec_sep = Array2::zeros((if K::SEPARATE_REC { steps * batch } else { 0 }, gh));
-    let mut dh_next = dh_final.to_owned();
+    let mut dh_next = dh_final.as_standard_layout().into_owned();
     let mut dc = dc_final.as_standard_layout().into_owned();
     let mut dh = Array2::zeros((batch, hidden));
     let mut direct = Array2::zeros((batch, hidden));
@@ -359,7 +431,7 @@ pub(crate) fn backward<F: Float, K: Kernel<F>>(
         } else {
             dxp_t.view()
         };
-        general_mat_mul(F::one(), &d_rec_t, &w.weight_hh, F::one(), &mut dh_next);
+        recurrent_grad(d_rec_t, &w.weight_hh, &mut dh_next);
     }
 
     let first = if sched.reverse { 1 } else { 0 };
@@ -467,7 +539,7 @@ pub(crate) fn backward_step<F: Float, K: Kernel<F>>(
         cache.h_prev.view(),
         grads,
     );
-    general_mat_mul(F::one(), &d_rec, &w.weight_hh, F::one(), &mut dh_prev);
+    recurrent_grad(d_rec, &w.weight_hh, &mut dh_prev);
     let dx = w.input_grad(d_xp.view());
     (dx, dh_prev, dc)
 }

@@ -138,9 +138,10 @@ pub struct CheckSpec {
     pub floor: f64,
 }
 
-/// f64 central differences: step 1e-6, max relative error 1e-6 (denominator at least 1e-3).
+/// f64 central differences: step 1e-5 (rounding ≈ 1e-16·|L|/step and truncation ≈ step² are both
+/// ≈ 1e-10 there), max relative error 1e-6 (denominator at least 1e-3).
 pub const F64_CHECK: CheckSpec = CheckSpec {
-    eps: 1e-6,
+    eps: 1e-5,
     tol: 1e-6,
     floor: 1e-3,
 };
