@@ -176,6 +176,7 @@ fn dot<F: Float>(a: &[F], b: &[F]) -> F {
 }
 
 /// `out (=|+=) h · Wᵀ` for the recurrent product of one step: `h (B, H)`, `W (G·H, H)`.
+#[inline(always)]
 fn recurrent_product<F: Float>(
     h: ArrayView2<'_, F>,
     w: &Array2<F>,
@@ -202,6 +203,7 @@ fn recurrent_product<F: Float>(
 }
 
 /// `out += d · W` for the gradient reaching `h_prev` through one step: `d (B, G·H)`, `W (G·H, H)`.
+#[inline(always)]
 fn recurrent_grad<F: Float>(d: ArrayView2<'_, F>, w: &Array2<F>, out: &mut Array2<F>) {
     let (m, n) = d.dim();
     if m <= SMALL_BATCH {
@@ -246,7 +248,45 @@ fn row<F>(a: ArrayView2<'_, F>, r: usize) -> &[F] {
 pub(crate) type RunOutput<F> = (Array3<F>, Array2<F>, Array2<F>, Option<SequenceTape<F>>);
 
 /// Runs a cell over `x` `(T, B, I)` from `h0` (and `c0`, `(B, H)` or `(B, 0)`).
+///
+/// On x86-64 CPUs with AVX2 the whole loop is compiled a second time for AVX2, so the
+/// element-wise kernels and the small-batch products use 8-wide vectors; the choice is made at run
+/// time, and the generic build serves every other CPU.
 pub(crate) fn run<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    w: &CellWeights<F>,
+    x: ArrayView3<'_, F>,
+    h0: ArrayView2<'_, F>,
+    c0: ArrayView2<'_, F>,
+    sched: Schedule<'_>,
+    keep: bool,
+) -> RunOutput<F> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, as just checked.
+            return unsafe { run_avx2(kernel, w, x, h0, c0, sched, keep) };
+        }
+    }
+    run_impl(kernel, w, x, h0, c0, sched, keep)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn run_avx2<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    w: &CellWeights<F>,
+    x: ArrayView3<'_, F>,
+    h0: ArrayView2<'_, F>,
+    c0: ArrayView2<'_, F>,
+    sched: Schedule<'_>,
+    keep: bool,
+) -> RunOutput<F> {
+    run_impl(kernel, w, x, h0, c0, sched, keep)
+}
+
+#[inline(always)]
+fn run_impl<F: Float, K: Kernel<F>>(
     kernel: &K,
     w: &CellWeights<F>,
     x: ArrayView3<'_, F>,
@@ -339,6 +379,40 @@ pub(crate) fn run<F: Float, K: Kernel<F>>(
 /// Backpropagation through time over a [`SequenceTape`]. Adds parameter gradients into `grads`;
 /// returns `(dx (T, B, I), dh0, dc0)` (`dc0` is `(B, 0)` without a cell state).
 pub(crate) fn backward<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    w: &CellWeights<F>,
+    tape: &SequenceTape<F>,
+    d_out: ArrayView3<'_, F>,
+    dh_final: ArrayView2<'_, F>,
+    dc_final: ArrayView2<'_, F>,
+    grads: &mut CellWeights<F>,
+) -> (Array3<F>, Array2<F>, Array2<F>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, as just checked.
+            return unsafe { backward_avx2(kernel, w, tape, d_out, dh_final, dc_final, grads) };
+        }
+    }
+    backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn backward_avx2<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    w: &CellWeights<F>,
+    tape: &SequenceTape<F>,
+    d_out: ArrayView3<'_, F>,
+    dh_final: ArrayView2<'_, F>,
+    dc_final: ArrayView2<'_, F>,
+    grads: &mut CellWeights<F>,
+) -> (Array3<F>, Array2<F>, Array2<F>) {
+    backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads)
+}
+
+#[inline(always)]
+fn backward_impl<F: Float, K: Kernel<F>>(
     kernel: &K,
     w: &CellWeights<F>,
     tape: &SequenceTape<F>,

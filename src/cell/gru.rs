@@ -57,7 +57,7 @@ impl<F: Float> Kernel<F> for GruKernel {
     const HAS_AUX: bool = true;
     const SEPARATE_REC: bool = true;
 
-    #[inline]
+    #[inline(always)]
     fn forward_row(
         &self,
         g: &mut [F],
@@ -95,7 +95,7 @@ impl<F: Float> Kernel<F> for GruKernel {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn backward_row(
         &self,
         g: &[F],

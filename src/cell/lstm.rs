@@ -120,7 +120,7 @@ impl<F: Float> Kernel<F> for LstmKernel {
     const HAS_AUX: bool = true;
     const SEPARATE_REC: bool = false;
 
-    #[inline]
+    #[inline(always)]
     fn forward_row(
         &self,
         g: &mut [F],
@@ -161,7 +161,7 @@ impl<F: Float> Kernel<F> for LstmKernel {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn backward_row(
         &self,
         g: &[F],

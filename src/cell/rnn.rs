@@ -78,7 +78,7 @@ impl<F: Float> Kernel<F> for RnnKernel {
     const HAS_AUX: bool = false;
     const SEPARATE_REC: bool = false;
 
-    #[inline]
+    #[inline(always)]
     fn forward_row(
         &self,
         g: &mut [F],
@@ -102,7 +102,7 @@ impl<F: Float> Kernel<F> for RnnKernel {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn backward_row(
         &self,
         g: &[F],
