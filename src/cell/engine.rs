@@ -155,47 +155,34 @@ impl<F: Float> SequenceTape<F> {
 /// a general GEMM's packing costs more than it saves on so few rows.
 const SMALL_BATCH: usize = 4;
 
-/// `a · b` over equal-length slices, eight independent partial sums so the loop vectorises.
-#[inline(always)]
-fn dot<F: Float>(a: &[F], b: &[F]) -> F {
-    let n = a.len();
-    let b = &b[..n];
-    let mut acc = [F::zero(); 8];
-    let (ca, ta) = a.split_at(n - n % 8);
-    let (cb, tb) = b.split_at(n - n % 8);
-    for (xa, xb) in ca.chunks_exact(8).zip(cb.chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += xa[l] * xb[l];
-        }
-    }
-    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ta.iter().zip(tb) {
-        sum += *x * *y;
-    }
-    sum
-}
-
 /// `out (=|+=) h · Wᵀ` for the recurrent product of one step: `h (B, H)`, `W (G·H, H)`.
+///
+/// Small batches use `w_t = Wᵀ (H, G·H)`, made once per sequence: each output row is a sum of rows
+/// of `w_t` scaled by `h` (contiguous, no horizontal reductions, so it vectorises fully).
 #[inline(always)]
 fn recurrent_product<F: Float>(
     h: ArrayView2<'_, F>,
     w: &Array2<F>,
+    w_t: Option<&Array2<F>>,
     out: &mut ndarray::ArrayViewMut2<'_, F>,
     accumulate: bool,
 ) {
-    let (m, k) = h.dim();
-    if m <= SMALL_BATCH {
-        if let (Some(hs), Some(ws)) = (h.to_slice(), w.as_slice()) {
-            if let Some(os) = out.as_slice_mut() {
-                let n = w.nrows();
-                for (hr, orow) in hs.chunks_exact(k).zip(os.chunks_exact_mut(n)) {
-                    for (o, wr) in orow.iter_mut().zip(ws.chunks_exact(k)) {
-                        let d = dot(hr, wr);
-                        *o = if accumulate { *o + d } else { d };
+    if let (Some(w_t), Some(hs)) = (w_t, h.to_slice()) {
+        if let (Some(wts), Some(os)) = (w_t.as_slice(), out.as_slice_mut()) {
+            let (k, n) = w_t.dim();
+            for (hr, orow) in hs.chunks_exact(k).zip(os.chunks_exact_mut(n)) {
+                if !accumulate {
+                    orow.fill(F::zero());
+                }
+                for (&hk, wr) in hr.iter().zip(wts.chunks_exact(n)) {
+                    if hk != F::zero() {
+                        for (o, &x) in orow.iter_mut().zip(wr) {
+                            *o += hk * x;
+                        }
                     }
                 }
-                return;
             }
+            return;
         }
     }
     let beta = if accumulate { F::one() } else { F::zero() };
@@ -324,6 +311,7 @@ fn run_impl<F: Float, K: Kernel<F>>(
     let mut aux = Array3::zeros((if keep { steps } else { 1 }, batch, ha));
     let mut rec = Array2::zeros((batch, if K::SEPARATE_REC { gh } else { 0 }));
     let mut out = Array3::zeros((steps, batch, hidden));
+    let w_t = (batch <= SMALL_BATCH).then(|| w.weight_hh.t().as_standard_layout().into_owned());
 
     let mut last = init;
     for s in 0..steps {
@@ -334,12 +322,18 @@ fn run_impl<F: Float, K: Kernel<F>>(
         let (c_prev, mut c_next) = cs.multi_slice_mut((s![pi, .., ..], s![ni, .., ..]));
         let mut gt = g.slice_mut(s![t * batch..(t + 1) * batch, ..]);
         if K::SEPARATE_REC {
-            recurrent_product(h_prev.view(), &w.weight_hh, &mut rec.view_mut(), false);
+            recurrent_product(
+                h_prev.view(),
+                &w.weight_hh,
+                w_t.as_ref(),
+                &mut rec.view_mut(),
+                false,
+            );
             if let Some(b) = &w.bias_hh {
                 rec.rows_mut().into_iter().for_each(|mut r| r += b);
             }
         } else {
-            recurrent_product(h_prev.view(), &w.weight_hh, &mut gt, true);
+            recurrent_product(h_prev.view(), &w.weight_hh, w_t.as_ref(), &mut gt, true);
         }
         let mut aux_t = aux.index_axis_mut(Axis(0), if keep { t } else { 0 });
         let mut out_t = out.index_axis_mut(Axis(0), t);

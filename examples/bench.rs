@@ -1,0 +1,327 @@
+//! Times the reference shapes of the performance issue and prints one parseable line per case.
+//!
+//! ```text
+//! cargo run --release --example bench -- [--only lstm[,gru,...]] [--shape S2[,S3]] [--reps N]
+//!                                          [--threads N]
+//! ```
+//!
+//! `--only` picks networks (`lstm`, `gru`, `rnn`, `bilstm2`, `gemm`), `--shape` picks shapes
+//! (`S1`, `S2`, `S3`); both default to everything.
+//!
+//! Cases (f32, time-major, single layer, unidirectional unless noted):
+//!
+//! | shape | batch | seq | input | hidden | mode |
+//! |---|---|---|---|---|---|
+//! | S1 | 1 | 100 | 32 | 64 | `infer` (no tape) |
+//! | S2 | 32 | 100 | 128 | 256 | `fwd+bwd` (forward with tape + backward to all gradients) |
+//! | S3 | 64 | 50 | 512 | 512 | `fwd+bwd` |
+//!
+//! for `lstm`, `gru` and `rnn` (tanh), plus `bilstm2` (2 layers, bidirectional LSTM) at S2, and a
+//! GEMM reference `gemm 2048` (`ndarray::linalg::general_mat_mul`, 2048×2048 f32), the "GEMM peak"
+//! the layer throughput is compared with. Output, one line per case:
+//!
+//! ```text
+//! lstm S2 fwd+bwd median_ms=12.345 min_ms=11.900 gflops=34.5
+//! gemm 2048 median_ms=200.000 min_ms=198.000 gflops=85.9
+//! ```
+//!
+//! Lines starting with `#` carry extra information (settings, repetitions, CPU); parsers skip them.
+//! `scripts/bench_pytorch.py` prints the same lines for PyTorch and `scripts/compare_bench.py`
+//! puts both side by side.
+//!
+//! FLOPs count only the matrix products: `2·T·B·G·H·(I+H)` per layer and direction forward (G = 4
+//! LSTM, 3 GRU, 1 RNN), twice that for backward, so `fwd+bwd` counts 3× the forward. `gflops` is
+//! computed from the median time.
+//!
+//! Inputs, output gradients and weights are seeded random numbers made before timing. Each case
+//! runs a warm-up (at least one call and at least ~0.3 s), then the timed repetitions. `--reps N`
+//! fixes the repetitions for every case; by default each case gets about 6 s (`BUDGET_S`; at
+//! least 5 and at most 2000 repetitions, estimated from the warm-up), so the whole run takes one to
+//! two minutes on a 2-core machine.
+//!
+//! `--threads N` (default 1, as the PyTorch script's default) calls
+//! [`recurrent::set_num_threads`] (the two directions of a bidirectional layer on two threads) and
+//! sets `MATMUL_NUM_THREADS` for the threaded matrix products of the crate's default `threading`
+//! feature (read once, at the first product; this program sets it before any). The GEMM reference
+//! runs with the same setting. Pass the same value to `scripts/bench_pytorch.py --threads`, whose
+//! flag calls `torch.set_num_threads`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, Array3};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use recurrent::{CellInit, Params, RecurrentConfig, RecurrentStack};
+
+/// Default time spent in the timed repetitions of one case, in seconds.
+const BUDGET_S: f64 = 6.0;
+/// Minimum warm-up time per case, in seconds.
+const WARMUP_S: f64 = 0.3;
+
+/// One reference shape.
+#[derive(Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    batch: usize,
+    seq: usize,
+    input: usize,
+    hidden: usize,
+    /// `true`: forward + backward; `false`: inference only.
+    train: bool,
+}
+
+const S1: Shape = Shape {
+    name: "S1",
+    batch: 1,
+    seq: 100,
+    input: 32,
+    hidden: 64,
+    train: false,
+};
+const S2: Shape = Shape {
+    name: "S2",
+    batch: 32,
+    seq: 100,
+    input: 128,
+    hidden: 256,
+    train: true,
+};
+const S3: Shape = Shape {
+    name: "S3",
+    batch: 64,
+    seq: 50,
+    input: 512,
+    hidden: 512,
+    train: true,
+};
+
+struct Args {
+    only: Option<Vec<String>>,
+    shapes: Option<Vec<String>>,
+    reps: Option<usize>,
+    threads: usize,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        only: None,
+        shapes: None,
+        reps: None,
+        threads: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--only" => {
+                args.only = Some(value().split(',').map(|s| s.trim().to_string()).collect());
+            }
+            "--shape" => {
+                args.shapes = Some(value().split(',').map(|s| s.trim().to_string()).collect());
+            }
+            "--reps" => {
+                let v = value();
+                let n = v
+                    .parse()
+                    .unwrap_or_else(|_| usage(&format!("--reps {v}: not a count")));
+                if n == 0 {
+                    usage("--reps must be at least 1");
+                }
+                args.reps = Some(n);
+            }
+            "--threads" => {
+                let v = value();
+                args.threads = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .unwrap_or_else(|| usage(&format!("--threads {v}: not a count >= 1")));
+            }
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    args
+}
+
+fn usage(msg: &str) -> ! {
+    if !msg.is_empty() {
+        eprintln!("error: {msg}");
+    }
+    eprintln!(
+        "usage: cargo run --release --example bench -- [--only lstm,gru,rnn,bilstm2,gemm] \
+         [--shape S1,S2,S3] [--reps N] [--threads N]"
+    );
+    std::process::exit(if msg.is_empty() { 0 } else { 2 });
+}
+
+/// Runs `f` for the warm-up, then `reps` (or a budget-derived count of) timed repetitions.
+/// Returns the sorted times in milliseconds.
+fn time_it(reps: Option<usize>, mut f: impl FnMut()) -> Vec<f64> {
+    let start = Instant::now();
+    let mut warm = 0u32;
+    while warm == 0 || start.elapsed() < Duration::from_secs_f64(WARMUP_S) {
+        f();
+        warm += 1;
+    }
+    let per_call = start.elapsed().as_secs_f64() / f64::from(warm);
+    let reps = reps.unwrap_or_else(|| ((BUDGET_S / per_call).ceil() as usize).clamp(5, 2000));
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+    }
+}
+
+fn report(label: &str, times: &[f64], flops: f64) {
+    let med = median(times);
+    println!(
+        "{label} median_ms={med:.3} min_ms={:.3} gflops={:.2}",
+        times[0],
+        flops / (med * 1e-3) / 1e9
+    );
+    println!("# {label}: reps={}", times.len());
+}
+
+fn randn3(rng: &mut StdRng, dim: (usize, usize, usize)) -> Array3<f32> {
+    Array3::from_shape_simple_fn(dim, || StandardNormal.sample(rng))
+}
+
+/// Forward FLOPs of a network: per layer and direction `2·T·B·G·H·(I+H)`.
+fn forward_flops(gates: usize, sh: Shape, layers: usize, dirs: usize) -> f64 {
+    let (t, b, h) = (sh.seq as f64, sh.batch as f64, sh.hidden as f64);
+    (0..layers)
+        .map(|l| {
+            let i = if l == 0 { sh.input } else { dirs * sh.hidden } as f64;
+            dirs as f64 * 2.0 * t * b * gates as f64 * h * (i + h)
+        })
+        .sum()
+}
+
+/// Builds the network and data for one case, times it and prints its line.
+fn bench_case<C: CellInit<f32>>(
+    name: &str,
+    gates: usize,
+    sh: Shape,
+    layers: usize,
+    bidirectional: bool,
+    reps: Option<usize>,
+) {
+    let mut rng = StdRng::seed_from_u64(0);
+    let cfg = RecurrentConfig::new(sh.input, sh.hidden)
+        .with_num_layers(layers)
+        .with_bidirectional(bidirectional);
+    let net = RecurrentStack::<C>::new::<f32, _>(cfg, &mut rng).expect("valid config");
+    let dirs = cfg.num_directions();
+    let x = randn3(&mut rng, (sh.seq, sh.batch, sh.input));
+    let fwd = forward_flops(gates, sh, layers, dirs);
+    if sh.train {
+        let d_out = randn3(&mut rng, (sh.seq, sh.batch, dirs * sh.hidden));
+        // Gradients accumulate across repetitions (backward adds), as PyTorch's `.grad` does.
+        let mut grads = net.zeros_like();
+        let times = time_it(reps, || {
+            let (out, _, tape) = net.forward(x.view(), None, None).expect("shapes fit");
+            black_box(&out);
+            let r = net
+                .backward(&tape, d_out.view(), None, &mut grads)
+                .expect("shapes fit");
+            black_box(r);
+        });
+        report(&format!("{name} {} fwd+bwd", sh.name), &times, 3.0 * fwd);
+    } else {
+        let times = time_it(reps, || {
+            black_box(net.infer(x.view(), None, None).expect("shapes fit"));
+        });
+        report(&format!("{name} {} infer", sh.name), &times, fwd);
+    }
+}
+
+fn bench_gemm(n: usize, reps: Option<usize>) {
+    let mut rng = StdRng::seed_from_u64(0);
+    let a = Array2::<f32>::from_shape_simple_fn((n, n), || StandardNormal.sample(&mut rng));
+    let b = Array2::<f32>::from_shape_simple_fn((n, n), || StandardNormal.sample(&mut rng));
+    let mut c = Array2::<f32>::zeros((n, n));
+    let times = time_it(reps, || {
+        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+        black_box(&c);
+    });
+    report(&format!("gemm {n}"), &times, 2.0 * (n as f64).powi(3));
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn main() {
+    let args = parse_args();
+    recurrent::set_num_threads(args.threads);
+    // Safe here: no other thread exists yet, and matrixmultiply reads the variable at the first
+    // product, which comes later.
+    std::env::set_var("MATMUL_NUM_THREADS", args.threads.to_string());
+    let listed = |list: &Option<Vec<String>>, name: &str| {
+        list.as_ref().is_some_and(|l| l.iter().any(|n| n == name))
+    };
+    let wanted = |name: &str, shape: &str| {
+        (args.only.is_none() || listed(&args.only, name))
+            && (args.shapes.is_none() || listed(&args.shapes, shape))
+    };
+    println!("# recurrent examples/bench (f32, time-major)");
+    println!("# cpu: {}", cpu_model());
+    println!(
+        "# threads={} (recurrent::set_num_threads and MATMUL_NUM_THREADS; crate threads={})",
+        args.threads,
+        recurrent::num_threads()
+    );
+    match args.reps {
+        Some(n) => println!("# reps={n} per case"),
+        None => println!("# reps: about {BUDGET_S} s of repetitions per case (5..=2000)"),
+    }
+    type L = recurrent::LstmCell<f32>;
+    type G = recurrent::GruCell<f32>;
+    type R = recurrent::RnnCell<f32>;
+    for sh in [S1, S2, S3] {
+        if wanted("lstm", sh.name) {
+            bench_case::<L>("lstm", 4, sh, 1, false, args.reps);
+        }
+        if wanted("gru", sh.name) {
+            bench_case::<G>("gru", 3, sh, 1, false, args.reps);
+        }
+        if wanted("rnn", sh.name) {
+            bench_case::<R>("rnn", 1, sh, 1, false, args.reps);
+        }
+    }
+    if wanted("bilstm2", S2.name) {
+        bench_case::<L>("bilstm2", 4, S2, 2, true, args.reps);
+    }
+    // The GEMM reference has no shape: `--shape` alone skips it, `--only gemm` keeps it.
+    if listed(&args.only, "gemm") || (args.only.is_none() && args.shapes.is_none()) {
+        bench_gemm(2048, args.reps);
+    }
+}
