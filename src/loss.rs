@@ -70,29 +70,8 @@ pub fn mse_loss<F: Float, D: Dimension>(
 
 /// Checks `lengths` (one per sequence, each in `1..=steps`) and returns how many steps are real.
 fn real_steps(lengths: Option<&[usize]>, steps: usize, batch: usize) -> Result<usize> {
-    let Some(lengths) = lengths else {
-        return Ok(steps * batch);
-    };
-    if lengths.len() != batch {
-        return Err(Error::InvalidConfig(format!(
-            "lengths has {} entries, the batch has {batch} sequences",
-            lengths.len()
-        )));
-    }
-    for (b, &l) in lengths.iter().enumerate() {
-        if l == 0 {
-            return Err(Error::InvalidConfig(format!(
-                "lengths[{b}] = 0: every sequence needs at least one step (as PyTorch's \
-                 pack_padded_sequence requires)"
-            )));
-        }
-        if l > steps {
-            return Err(Error::InvalidConfig(format!(
-                "lengths[{b}] = {l} exceeds the {steps} time steps of the input"
-            )));
-        }
-    }
-    Ok(lengths.iter().sum())
+    crate::check::lengths(lengths, steps, batch)?;
+    Ok(lengths.map_or(steps * batch, |l| l.iter().sum()))
 }
 
 /// Adds one row's softmax cross-entropy term `log Σ exp(x) − x[class]` to the returned value and
