@@ -6,10 +6,22 @@
 //! against the noisy next value and against the clean sine, next to the "repeat the last value"
 //! baseline; the noise alone sets a floor of 0.01 on the first.
 //!
+//! Writes `out/sine.svg` (one held-out window: noisy input, clean sine and the prediction of the
+//! next value) and `out/sine_loss.svg` (the training loss with the noise floor and the baseline).
+//!
 //! ```text
 //! cargo run --release --example sine -- [--steps 600] [--hidden 32] [--seed 0] [--lr 0.01]
+//!     [--batch 32] [--len 50] [--out out]
 //! ```
 
+#[allow(dead_code)]
+#[path = "common/cli.rs"]
+mod cli;
+#[allow(dead_code)]
+#[path = "common/plot.rs"]
+mod plot;
+
+use std::path::PathBuf;
 use std::time::Instant;
 
 use ndarray::{s, Array3};
@@ -22,6 +34,17 @@ use recurrent::{mse_loss, Linear, LstmCell, Params, Recurrent};
 const OMEGA: f32 = 2.0 * std::f32::consts::PI / 25.0; // a period of 25 steps
 const NOISE: f32 = 0.1;
 
+const USAGE: &str = "\
+usage: sine [--steps N] [--hidden H] [--seed S] [--lr LR] [--batch B] [--len T] [--out DIR]
+
+  --steps 600   optimizer steps
+  --hidden 32   LSTM hidden units
+  --seed 0      random seed (weights and data)
+  --lr 0.01     Adam learning rate
+  --batch 32    windows per batch
+  --len 50      steps per window (at least 11: the test skips the first 10)
+  --out out     folder for sine.svg and sine_loss.svg";
+
 struct Args {
     steps: usize,
     hidden: usize,
@@ -29,47 +52,22 @@ struct Args {
     lr: f32,
     batch: usize,
     len: usize,
+    out: PathBuf,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args {
-        steps: 600,
-        hidden: 32,
-        seed: 0,
-        lr: 0.01,
-        batch: 32,
-        len: 50,
+    let mut cli = cli::Cli::new("sine", USAGE);
+    let args = Args {
+        steps: cli.at_least("--steps", 600, 1),
+        hidden: cli.at_least("--hidden", 32, 1),
+        seed: cli.get("--seed", 0),
+        lr: cli.positive("--lr", 0.01) as f32,
+        batch: cli.at_least("--batch", 32, 1),
+        len: cli.at_least("--len", 50, 11),
+        out: cli.get("--out", PathBuf::from("out")),
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < argv.len() {
-        let value = argv
-            .get(i + 1)
-            .unwrap_or_else(|| usage(&format!("{} needs a value", argv[i])));
-        let flag = argv[i].as_str();
-        match flag {
-            "--steps" => a.steps = parse(flag, value),
-            "--hidden" => a.hidden = parse(flag, value),
-            "--seed" => a.seed = parse(flag, value),
-            "--lr" => a.lr = parse(flag, value),
-            "--batch" => a.batch = parse(flag, value),
-            "--len" => a.len = parse(flag, value),
-            other => usage(&format!("unknown flag {other}")),
-        }
-        i += 2;
-    }
-    a
-}
-
-fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> T {
-    value
-        .parse()
-        .unwrap_or_else(|_| usage(&format!("bad value for {flag}: {value}")))
-}
-
-fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: sine [--steps N] [--hidden H] [--seed S] [--lr LR] [--batch B] [--len T]");
-    std::process::exit(2)
+    cli.finish();
+    args
 }
 
 /// `(inputs, noisy targets, clean targets)`, each `(T, B, 1)`.
@@ -91,7 +89,14 @@ fn batch(rng: &mut StdRng, len: usize, batch: usize) -> (Array3<f32>, Array3<f32
     (x, y, y_clean)
 }
 
-fn main() -> recurrent::Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("sine: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> recurrent::Result<()> {
     let args = parse_args();
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut model = (
@@ -111,11 +116,7 @@ fn main() -> recurrent::Result<()> {
     );
 
     let start = Instant::now();
-    let report_every = (args.steps / 12).max(1);
-    let mut window_loss = 0.0f32;
-    let mut window_n = 0;
-    let mut first_report = None;
-    let mut last_report = f32::NAN;
+    let mut progress = cli::Progress::new("", 1, args.steps, 12);
     for step in 1..=args.steps {
         let (x, y, _) = batch(&mut rng, args.len, args.batch);
         let (lstm, head) = &model;
@@ -128,20 +129,7 @@ fn main() -> recurrent::Result<()> {
         clip_grad_norm(&mut grads, 1.0)?;
         opt.step(&mut model, &grads)?;
 
-        window_loss += loss;
-        window_n += 1;
-        if step == 1 || step % report_every == 0 || step == args.steps {
-            let mean = window_loss / window_n as f32;
-            let elapsed = start.elapsed().as_secs_f64();
-            println!(
-                "step {step:>5}  loss {mean:.5}  {:.1} steps/s  elapsed {elapsed:.1}s",
-                step as f64 / elapsed
-            );
-            first_report.get_or_insert(mean);
-            last_report = mean;
-            window_loss = 0.0;
-            window_n = 0;
-        }
+        progress.record(step, f64::from(loss));
     }
 
     // Test on fresh windows, without a tape.
@@ -154,7 +142,8 @@ fn main() -> recurrent::Result<()> {
     let (mse, _) = mse_loss(pred.slice(tail), y.slice(tail))?;
     let (mse_clean, _) = mse_loss(pred.slice(tail), y_clean.slice(tail))?;
     let (baseline, _) = mse_loss(x.slice(tail), y.slice(tail))?;
-    let first = first_report.unwrap_or(f32::NAN);
+    let first = progress.first_mean.unwrap_or(f64::NAN);
+    let last_report = progress.last_mean;
     println!(
         "training loss fell {:.1}× from the first report ({first:.5} → {last_report:.5})",
         first / last_report
@@ -165,6 +154,61 @@ fn main() -> recurrent::Result<()> {
     );
     println!("test MSE vs clean sine:       {mse_clean:.5}");
     println!("baseline (repeat last value): {baseline:.5}");
+
+    // One held-out window: what went in, what came out, and the truth.
+    let col = |a: &Array3<f32>| -> Vec<(f64, f64)> {
+        (0..args.len)
+            .map(|t| ((t + 1) as f64, f64::from(a[(t, 0, 0)])))
+            .collect()
+    };
+    let noisy_in: Vec<(f64, f64)> = (0..args.len)
+        .map(|t| (t as f64, f64::from(x[(t, 0, 0)])))
+        .collect();
+    let sine_svg = args.out.join("sine.svg");
+    let loss_svg = args.out.join("sine_loss.svg");
+    let saved = plot::Chart::new("sine: next-value prediction on a held-out window")
+        .x_label("time step")
+        .y_label("value")
+        .series(
+            "noisy input x_t",
+            noisy_in,
+            plot::Style::Dots,
+            Some("#7f7f7f"),
+        )
+        .series(
+            "clean sine",
+            col(&y_clean),
+            plot::Style::Dashed,
+            Some("#2ca02c"),
+        )
+        .series(
+            "prediction of x_t+1",
+            col(&pred),
+            plot::Style::Solid,
+            Some("#d62728"),
+        )
+        .save(&sine_svg)
+        .and_then(|()| {
+            plot::Chart::new("sine: training loss (MSE vs the noisy next value)")
+                .x_label("step")
+                .y_label("MSE (log scale)")
+                .log_y(true)
+                .line("training loss", plot::downsample(&progress.history, 300))
+                .hline("noise floor 0.01", f64::from(NOISE * NOISE))
+                .hline(
+                    format!("repeat last value {baseline:.3}"),
+                    f64::from(baseline),
+                )
+                .save(&loss_svg)
+        });
+    if let Err(e) = saved {
+        eprintln!(
+            "sine: could not write the plots to {}: {e}",
+            args.out.display()
+        );
+        std::process::exit(1);
+    }
+    println!("plots: {}, {}", sine_svg.display(), loss_svg.display());
     println!("done in {:.1}s", start.elapsed().as_secs_f64());
     Ok(())
 }

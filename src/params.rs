@@ -87,19 +87,26 @@ pub trait Params<F: Float>: Clone {
         Ok(())
     }
 
-    /// A 64-bit hash of every value (FNV-1a over the bit patterns, in order).
+    /// A 64-bit hash of every value (FNV-1a over the mixed bit patterns, in order).
     ///
     /// Layers record it in their tapes so that `backward` can refuse a tape recorded before the
     /// weights changed (e.g. by an optimizer step), instead of returning wrong gradients.
     fn fingerprint(&self) -> u64 {
+        // splitmix64's finaliser spreads every input bit over the whole word (an f32 widened to
+        // f64 has 29 zero low bits, which a plain multiply would leave out of the low half).
+        fn mix(mut z: u64) -> u64 {
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for a in self.arrays() {
             for &v in a.iter() {
-                h = (h ^ Float::as_f64(v).to_bits()).wrapping_mul(0x0100_0000_01b3);
+                h = (h ^ mix(Float::as_f64(v).to_bits())).wrapping_mul(0x0100_0000_01b3);
             }
             h = (h ^ a.len() as u64).wrapping_mul(0x0100_0000_01b3);
         }
-        h
+        mix(h)
     }
 
     /// The Euclidean norm of all arrays taken together, computed in `f64`.
