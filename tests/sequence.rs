@@ -314,7 +314,7 @@ fn rnn_hand_computed_1x1() {
     let x = Array3::from_shape_vec((2, 1, 1), vec![1.0, 2.0]).unwrap();
     let h0 = arr2(&[[0.4]]);
     let (out, last, tape) = layer.forward(x.view(), Some(&h0)).unwrap();
-    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-15, "{a} vs {b}");
+    let close = |a: f64, b: f64| approx::assert_abs_diff_eq!(a, b, epsilon = 1e-15);
     close(out[(0, 0, 0)], 0.5915193954318164);
     close(out[(1, 0, 0)], 0.8084520490142135);
     close(last[(0, 0)], 0.8084520490142135);
@@ -363,7 +363,7 @@ fn lstm_hand_computed_1x1() {
         c: arr2(&[[-1.0]]),
     };
     let (next, cache) = cell.step(arr2(&[[2.0]]).view(), &state);
-    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-15, "{a} vs {b}");
+    let close = |a: f64, b: f64| approx::assert_abs_diff_eq!(a, b, epsilon = 1e-15);
     close(next.c[(0, 0)], -0.6069166339046448);
     close(next.h[(0, 0)], -0.40146517710087626);
     let mut g = cell.zeros_like();
