@@ -349,19 +349,23 @@ impl<C> Bidirectional<C> {
             }
             None => vec![C::State::zeros(tape.batch, hidden); 2],
         };
+        // Views where the merge passes the gradient on unchanged; new arrays only where it scales.
+        let (half, prod_f, prod_b);
         let (d_f, d_b) = match self.merge {
             MergeMode::Concat => (
-                d_output.slice(s![.., .., ..hidden]).to_owned(),
-                d_output.slice(s![.., .., hidden..]).to_owned(),
+                d_output.slice_move(s![.., .., ..hidden]),
+                d_output.slice_move(s![.., .., hidden..]),
             ),
-            MergeMode::Sum => (d_output.to_owned(), d_output.to_owned()),
+            MergeMode::Sum => (d_output, d_output),
             MergeMode::Mean => {
-                let half = d_output.mapv(|v| v * F::from_f64(0.5));
-                (half.clone(), half)
+                half = d_output.mapv(|v| v * F::from_f64(0.5));
+                (half.view(), half.view())
             }
             MergeMode::Mul => {
                 let [o_f, o_b] = tape.outputs.as_ref().expect("checked above");
-                (&d_output * o_b, &d_output * o_f)
+                prod_f = &d_output * o_b;
+                prod_b = &d_output * o_f;
+                (prod_f.view(), prod_b.view())
             }
         };
         let parallel = parallel_worth_it(&self.forward, (tape.steps, tape.batch, 0));
@@ -370,11 +374,11 @@ impl<C> Bidirectional<C> {
             parallel,
             || {
                 self.forward
-                    .backward_sequence(&tape.tapes[0], d_f.view(), &d_finals[0], g_f)
+                    .backward_sequence(&tape.tapes[0], d_f, &d_finals[0], g_f)
             },
             || {
                 self.backward
-                    .backward_sequence(&tape.tapes[1], d_b.view(), &d_finals[1], g_b)
+                    .backward_sequence(&tape.tapes[1], d_b, &d_finals[1], g_b)
             },
         );
         dx += &dx_b;

@@ -177,7 +177,6 @@ fn orthogonal<R: Rng + ?Sized>(rows: usize, cols: usize, rng: &mut R) -> Array2<
         let z: f64 = StandardNormal.sample(rng);
         z
     });
-    let mut r_diag = vec![0.0; n];
     for j in 0..n {
         // Modified Gram–Schmidt, repeated once for full accuracy.
         for _pass in 0..2 {
@@ -189,14 +188,12 @@ fn orthogonal<R: Rng + ?Sized>(rows: usize, cols: usize, rng: &mut R) -> Array2<
             }
         }
         let norm = (0..m).map(|i| a[(i, j)] * a[(i, j)]).sum::<f64>().sqrt();
-        r_diag[j] = norm;
         let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
         for i in 0..m {
             a[(i, j)] *= inv;
         }
     }
-    // Gram–Schmidt already gives R a positive diagonal, which is torch's sign convention.
-    let _ = r_diag;
+    // Gram–Schmidt gives R a positive diagonal, which is torch's sign convention.
     if rows >= cols {
         a
     } else {

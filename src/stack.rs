@@ -1,7 +1,7 @@
 //! [`RecurrentStack`]: the multi-layer, optionally bidirectional network that `torch.nn.RNN`,
 //! `torch.nn.LSTM` and `torch.nn.GRU` compute, as [`Rnn`], [`Lstm`] and [`Gru`].
 
-use ndarray::{s, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, Zip};
+use ndarray::{s, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray, Zip};
 use rand::{Rng, RngExt};
 
 use crate::bidirectional::{concat, parallel_worth_it, run_directions};
@@ -858,7 +858,8 @@ impl<C> RecurrentStack<C> {
         let d = cfg.num_directions();
         let hidden = cfg.hidden_size;
         let mut d_inits = d_finals.clone();
-        let mut d_cur = d_out.to_owned();
+        // The output gradient is read through a view; each layer's input gradient replaces it.
+        let mut d_cur = CowArray::from(d_out);
         for l in (0..self.layers.len()).rev() {
             let cells = &self.layers[l];
             let d_cur_ref = &d_cur;
@@ -891,9 +892,12 @@ impl<C> RecurrentStack<C> {
                     Zip::from(&mut dx_layer).and(mask).for_each(|a, &m| *a *= m);
                 }
             }
-            d_cur = dx_layer;
+            d_cur = CowArray::from(dx_layer);
         }
-        Ok((self.to_user_layout(d_cur), C::State::stack(&d_inits)))
+        Ok((
+            self.to_user_layout(d_cur.into_owned()),
+            C::State::stack(&d_inits),
+        ))
     }
 }
 

@@ -294,11 +294,11 @@ fn run_impl<F: Float, K: Kernel<F>>(
         assert_eq!(l.len(), batch, "one length per sequence");
     }
 
+    // A view when `x` is already contiguous; copied only when it is not, or for the tape.
     let x2 = x
         .as_standard_layout()
         .into_shape_with_order((steps * batch, input))
-        .expect("standard layout reshapes")
-        .into_owned();
+        .expect("standard layout reshapes");
     let mut g = Array2::zeros((steps * batch, gh));
     w.project_inputs(x2.view(), &mut g, !K::SEPARATE_REC);
 
@@ -359,7 +359,7 @@ fn run_impl<F: Float, K: Kernel<F>>(
     let h_last = hs.index_axis(Axis(0), last).to_owned();
     let c_last = cs.index_axis(Axis(0), last).to_owned();
     let tape = keep.then(|| SequenceTape {
-        x: x2,
+        x: x2.into_owned(),
         g,
         hs,
         cs,
