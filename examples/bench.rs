@@ -17,7 +17,7 @@
 //! | S3 | 64 | 50 | 512 | 512 | `fwd+bwd` |
 //!
 //! for `lstm`, `gru` and `rnn` (tanh), plus `bilstm2` (2 layers, bidirectional LSTM) at S2, and a
-//! GEMM reference `gemm 2048` (`ndarray::linalg::general_mat_mul`, 2048×2048 f32), the "GEMM peak"
+//! GEMM reference `gemm 2048` (`recurrent::matmul`, the GEMM the crate uses, 2048×2048 f32), the "GEMM peak"
 //! the layer throughput is compared with. Output, one line per case:
 //!
 //! ```text
@@ -49,7 +49,6 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, Array3};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -261,7 +260,7 @@ fn bench_gemm(n: usize, reps: Option<usize>) {
     let b = Array2::<f32>::from_shape_simple_fn((n, n), || StandardNormal.sample(&mut rng));
     let mut c = Array2::<f32>::zeros((n, n));
     let times = time_it(reps, || {
-        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+        recurrent::matmul(a.view(), b.view(), &mut c.view_mut(), false).expect("shapes fit");
         black_box(&c);
     });
     report(&format!("gemm {n}"), &times, 2.0 * (n as f64).powi(3));

@@ -499,12 +499,12 @@ fn run<C: CellInit<f32>>(args: &Args, corpus: &Corpus) -> recurrent::Result<()> 
             let bpc = f64::from(loss) / std::f64::consts::LN_2;
             history.push((step as f64, bpc));
             progress.record(step, bpc); // the loss column is the training bpc
-            if step % args.eval_every == 0 || step == stop {
+            if step.is_multiple_of(args.eval_every) || step == stop {
                 let e = held_out_bpc(&model, held, v);
                 println!("      held-out bpc {e:.4}  (lr {:.2e})", sched.lr());
                 evals.push((step as f64, e));
             }
-            if step % args.ckpt_every == 0 || step == stop {
+            if step.is_multiple_of(args.ckpt_every) || step == stop {
                 save_checkpoint(&ckpt, &model, &opt, step as u64)?;
                 save_sidecar::<C>(&sidecar, step, state.as_ref(), &history, &evals, &settings)?;
             }

@@ -1,6 +1,5 @@
 //! [`Linear`]: the dense output head `y = x Wᵀ + b` (`torch.nn.Linear`).
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{
     Array, Array1, Array2, ArrayView, ArrayViewD, ArrayViewMutD, Axis, Dimension, IxDyn, Zip,
 };
@@ -9,6 +8,7 @@ use rand_distr::{Distribution, Uniform};
 
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
+use crate::gemm::gemm;
 use crate::params::{check_fingerprint, check_same_layout, Params};
 
 /// A dense layer `y = x Wᵀ + b` over the last axis, as `torch.nn.Linear`.
@@ -195,7 +195,7 @@ impl<F: Float> Linear<F> {
 
     fn apply(&self, x2: &Array2<F>) -> Array2<F> {
         let mut y = Array2::zeros((x2.nrows(), self.out_features()));
-        general_mat_mul(F::one(), x2, &self.weight.t(), F::zero(), &mut y);
+        gemm(x2.view(), self.weight.t(), &mut y.view_mut(), false);
         if let Some(b) = &self.bias {
             y.rows_mut().into_iter().for_each(|mut row| row += b);
         }
@@ -272,14 +272,14 @@ impl<F: Float> Linear<F> {
             .into_shape_with_order((tape.x.nrows(), self.out_features()))
             .expect("standard layout reshapes")
             .into_owned();
-        general_mat_mul(F::one(), &dy2.t(), &tape.x, F::one(), &mut grads.weight);
+        gemm(dy2.t(), tape.x.view(), &mut grads.weight.view_mut(), true);
         if let Some(gb) = &mut grads.bias {
             Zip::from(gb)
                 .and(&dy2.sum_axis(Axis(0)))
                 .for_each(|g, &d| *g += d);
         }
         let mut dx2 = Array2::zeros((dy2.nrows(), self.in_features()));
-        general_mat_mul(F::one(), &dy2, &self.weight, F::zero(), &mut dx2);
+        gemm(dy2.view(), self.weight.view(), &mut dx2.view_mut(), false);
         Ok(unflatten(dx2, tape.dim.clone(), self.in_features()))
     }
 }

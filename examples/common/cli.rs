@@ -178,7 +178,7 @@ impl Progress {
         self.window.0 += loss;
         self.window.1 += 1;
         let due = step == self.first_step
-            || (step - self.first_step + 1) % self.every == 0
+            || (step - self.first_step + 1).is_multiple_of(self.every)
             || step == self.total;
         if !due {
             return None;

@@ -18,11 +18,11 @@
 //! time `t` and slot `t+1` the state after; reversed, slot `t+1` holds the state before time `t`
 //! and slot `t` the state after.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
 
 use super::weights::CellWeights;
 use crate::float::Float;
+use crate::gemm::Prepared;
 
 /// The order in which a cell walks a sequence, and where each sequence ends.
 ///
@@ -151,68 +151,6 @@ impl<F: Float> SequenceTape<F> {
     }
 }
 
-/// Batches up to this size use the crate's own row-by-row kernels for the per-step products:
-/// a general GEMM's packing costs more than it saves on so few rows.
-const SMALL_BATCH: usize = 4;
-
-/// `out (=|+=) h · Wᵀ` for the recurrent product of one step: `h (B, H)`, `W (G·H, H)`.
-///
-/// Small batches use `w_t = Wᵀ (H, G·H)`, made once per sequence: each output row is a sum of rows
-/// of `w_t` scaled by `h` (contiguous, no horizontal reductions, so it vectorises fully).
-#[inline(always)]
-fn recurrent_product<F: Float>(
-    h: ArrayView2<'_, F>,
-    w: &Array2<F>,
-    w_t: Option<&Array2<F>>,
-    out: &mut ndarray::ArrayViewMut2<'_, F>,
-    accumulate: bool,
-) {
-    if let (Some(w_t), Some(hs)) = (w_t, h.to_slice()) {
-        if let (Some(wts), Some(os)) = (w_t.as_slice(), out.as_slice_mut()) {
-            let (k, n) = w_t.dim();
-            for (hr, orow) in hs.chunks_exact(k).zip(os.chunks_exact_mut(n)) {
-                if !accumulate {
-                    orow.fill(F::zero());
-                }
-                for (&hk, wr) in hr.iter().zip(wts.chunks_exact(n)) {
-                    if hk != F::zero() {
-                        for (o, &x) in orow.iter_mut().zip(wr) {
-                            *o += hk * x;
-                        }
-                    }
-                }
-            }
-            return;
-        }
-    }
-    let beta = if accumulate { F::one() } else { F::zero() };
-    general_mat_mul(F::one(), &h, &w.t(), beta, out);
-}
-
-/// `out += d · W` for the gradient reaching `h_prev` through one step: `d (B, G·H)`, `W (G·H, H)`.
-#[inline(always)]
-fn recurrent_grad<F: Float>(d: ArrayView2<'_, F>, w: &Array2<F>, out: &mut Array2<F>) {
-    let (m, n) = d.dim();
-    if m <= SMALL_BATCH {
-        if let (Some(ds), Some(ws)) = (d.to_slice(), w.as_slice()) {
-            if let Some(os) = out.as_slice_mut() {
-                let k = w.ncols();
-                for (dr, orow) in ds.chunks_exact(n).zip(os.chunks_exact_mut(k)) {
-                    for (&dj, wr) in dr.iter().zip(ws.chunks_exact(k)) {
-                        if dj != F::zero() {
-                            for (o, &x) in orow.iter_mut().zip(wr) {
-                                *o += dj * x;
-                            }
-                        }
-                    }
-                }
-                return;
-            }
-        }
-    }
-    general_mat_mul(F::one(), &d, w, F::one(), out);
-}
-
 /// Slot of the state before (`prev`) and after (`next`) processing step `s` at time `t`.
 #[inline]
 fn slots(keep: bool, reverse: bool, s: usize, t: usize) -> (usize, usize) {
@@ -311,7 +249,8 @@ fn run_impl<F: Float, K: Kernel<F>>(
     let mut aux = Array3::zeros((if keep { steps } else { 1 }, batch, ha));
     let mut rec = Array2::zeros((batch, if K::SEPARATE_REC { gh } else { 0 }));
     let mut out = Array3::zeros((steps, batch, hidden));
-    let w_t = (batch <= SMALL_BATCH).then(|| w.weight_hh.t().as_standard_layout().into_owned());
+    // The recurrent weights laid out once for the per-step products `h_prev · W_hhᵀ`.
+    let w_hh_t = Prepared::new(w.weight_hh.t(), batch);
 
     let mut last = init;
     for s in 0..steps {
@@ -322,18 +261,12 @@ fn run_impl<F: Float, K: Kernel<F>>(
         let (c_prev, mut c_next) = cs.multi_slice_mut((s![pi, .., ..], s![ni, .., ..]));
         let mut gt = g.slice_mut(s![t * batch..(t + 1) * batch, ..]);
         if K::SEPARATE_REC {
-            recurrent_product(
-                h_prev.view(),
-                &w.weight_hh,
-                w_t.as_ref(),
-                &mut rec.view_mut(),
-                false,
-            );
+            w_hh_t.mul(h_prev.view(), &mut rec.view_mut(), false);
             if let Some(b) = &w.bias_hh {
                 rec.rows_mut().into_iter().for_each(|mut r| r += b);
             }
         } else {
-            recurrent_product(h_prev.view(), &w.weight_hh, w_t.as_ref(), &mut gt, true);
+            w_hh_t.mul(h_prev.view(), &mut gt, true);
         }
         let mut aux_t = aux.index_axis_mut(Axis(0), if keep { t } else { 0 });
         let mut out_t = out.index_axis_mut(Axis(0), t);
@@ -449,6 +382,8 @@ fn backward_impl<F: Float, K: Kernel<F>>(
     let mut dc = dc_final.as_standard_layout().into_owned();
     let mut dh = Array2::zeros((batch, hidden));
     let mut direct = Array2::zeros((batch, hidden));
+    // The recurrent weights laid out once for the per-step products `d_rec · W_hh`.
+    let w_hh = Prepared::new(w.weight_hh.view(), batch);
 
     for s in (0..steps).rev() {
         let t = sched.time(s, steps);
@@ -499,7 +434,7 @@ fn backward_impl<F: Float, K: Kernel<F>>(
         } else {
             dxp_t.view()
         };
-        recurrent_grad(d_rec_t, &w.weight_hh, &mut dh_next);
+        w_hh.mul(d_rec_t, &mut dh_next.view_mut(), true);
     }
 
     let first = if sched.reverse { 1 } else { 0 };
@@ -607,7 +542,7 @@ pub(crate) fn backward_step<F: Float, K: Kernel<F>>(
         cache.h_prev.view(),
         grads,
     );
-    recurrent_grad(d_rec, &w.weight_hh, &mut dh_prev);
+    Prepared::new(w.weight_hh.view(), batch).mul(d_rec, &mut dh_prev.view_mut(), true);
     let dx = w.input_grad(d_xp.view());
     (dx, dh_prev, dc)
 }

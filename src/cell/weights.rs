@@ -1,12 +1,12 @@
 //! PyTorch's parameter layout shared by every cell, and the matrix products of the fast path.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMutD, Axis, Zip};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
+use crate::gemm::gemm;
 
 /// The weights of one cell in PyTorch's layout, `G` gates stacked along the rows.
 ///
@@ -206,7 +206,7 @@ impl<F: Float> CellWeights<F> {
         out: &mut Array2<F>,
         with_hh_bias: bool,
     ) {
-        general_mat_mul(F::one(), &x, &self.weight_ih.t(), F::zero(), out);
+        gemm(x, self.weight_ih.t(), &mut out.view_mut(), false);
         if let (Some(b_ih), Some(b_hh)) = (&self.bias_ih, &self.bias_hh) {
             let bias = if with_hh_bias {
                 b_ih + b_hh
@@ -228,14 +228,8 @@ impl<F: Float> CellWeights<F> {
         h_prev: ArrayView2<'_, F>,
         grads: &mut Self,
     ) {
-        general_mat_mul(F::one(), &d_xp.t(), &x, F::one(), &mut grads.weight_ih);
-        general_mat_mul(
-            F::one(),
-            &d_rec.t(),
-            &h_prev,
-            F::one(),
-            &mut grads.weight_hh,
-        );
+        gemm(d_xp.t(), x, &mut grads.weight_ih.view_mut(), true);
+        gemm(d_rec.t(), h_prev, &mut grads.weight_hh.view_mut(), true);
         if let (Some(g_ih), Some(g_hh)) = (&mut grads.bias_ih, &mut grads.bias_hh) {
             Zip::from(g_ih)
                 .and(&d_xp.sum_axis(Axis(0)))
@@ -249,7 +243,7 @@ impl<F: Float> CellWeights<F> {
     /// `d_xp W_ih`: the gradient of the inputs, `(N, I)`, in standard layout.
     pub(crate) fn input_grad(&self, d_xp: ArrayView2<'_, F>) -> Array2<F> {
         let mut dx = Array2::zeros((d_xp.nrows(), self.weight_ih.ncols()));
-        general_mat_mul(F::one(), &d_xp, &self.weight_ih, F::zero(), &mut dx);
+        gemm(d_xp, self.weight_ih.view(), &mut dx.view_mut(), false);
         dx
     }
 }
