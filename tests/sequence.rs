@@ -25,25 +25,36 @@ const F32_TOL: (f64, f64) = (1e-5, 1e-1);
 /// The fast whole-sequence forward and backward equal chaining `step` / `backward_step`:
 /// outputs, final state, every parameter gradient, the input gradient and the initial-state
 /// gradient — forward and reversed, over full-length and padded batches.
-fn stepwise_equals_sequence<F: Float, C: Cell<F>>(cell: C, (tol, floor): (f64, f64), seed: u64) {
-    let lengths = [T, 3, 5];
+fn stepwise_equals_sequence<F: Float, C: Cell<F>>(cell: C, tol: (f64, f64), seed: u64) {
+    stepwise_equals_sequence_shaped(cell, tol, seed, T, &[T, 3, 5]);
+}
+
+/// [`stepwise_equals_sequence`] over `steps` steps and one sequence per entry of `lengths`.
+fn stepwise_equals_sequence_shaped<F: Float, C: Cell<F>>(
+    cell: C,
+    (tol, floor): (f64, f64),
+    seed: u64,
+    steps: usize,
+    lengths: &[usize],
+) {
+    let batch = lengths.len();
     for schedule in [
         Schedule::FORWARD,
         Schedule::REVERSE,
         Schedule {
             reverse: false,
-            lengths: Some(&lengths),
+            lengths: Some(lengths),
         },
         Schedule {
             reverse: true,
-            lengths: Some(&lengths),
+            lengths: Some(lengths),
         },
     ] {
         let label = format!("{schedule:?}");
         let mut r = rng(seed);
-        let x: Array3<F> = randn3((T, B, I), 1.0, &mut r);
-        let init: C::State = rand_state(B, H, 0.5, &mut r);
-        let (w_out, w_final) = loss_weights::<F, C::State>(T, B, H, seed + 1);
+        let x: Array3<F> = randn3((steps, batch, I), 1.0, &mut r);
+        let init: C::State = rand_state(batch, H, 0.5, &mut r);
+        let (w_out, w_final) = loss_weights::<F, C::State>(steps, batch, H, seed + 1);
 
         let (out_seq, last_seq, tape) = cell.forward_sequence(x.view(), &init, schedule);
         let (out_step, last_step, caches) = forward_steps(&cell, x.view(), &init, schedule);
@@ -105,7 +116,7 @@ fn stepwise_equals_sequence<F: Float, C: Cell<F>>(cell: C, (tol, floor): (f64, f
         // Padded steps output zeros and take no input gradient.
         if let Some(l) = schedule.lengths {
             for (b, &len) in l.iter().enumerate() {
-                for t in len..T {
+                for t in len..steps {
                     assert!(out_seq
                         .slice(ndarray::s![t, b, ..])
                         .iter()
@@ -164,6 +175,29 @@ fn stepwise_equals_sequence_gru() {
         GruCell::<f64>::with_bias(I, H, false, &mut rng(22)).unwrap(),
         F64_TOL,
         22,
+    );
+}
+
+/// The backward pass forms weight gradients a chunk of steps at a time (512 gate rows): sequences
+/// long enough to span several chunks, with padding crossing a chunk boundary, give the same
+/// numbers as the step-by-step reference.
+#[test]
+fn long_sequences_span_several_backward_chunks() {
+    let mut r = rng(41);
+    let lengths = [700, 260];
+    stepwise_equals_sequence_shaped(
+        LstmCell::<f64>::new(I, H, &mut r).unwrap(),
+        F64_TOL,
+        42,
+        700,
+        &lengths,
+    );
+    stepwise_equals_sequence_shaped(
+        GruCell::<f64>::new(I, H, &mut r).unwrap(),
+        F64_TOL,
+        43,
+        700,
+        &lengths,
     );
 }
 

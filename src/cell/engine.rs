@@ -375,86 +375,116 @@ fn backward_impl<F: Float, K: Kernel<F>>(
         "grads must be shaped like the weights"
     );
     let sched = tape.schedule();
+    let input = tape.x.ncols();
 
-    let mut d_xp = Array2::zeros((steps * batch, gh));
-    let mut d_rec_sep = Array2::zeros((if K::SEPARATE_REC { steps * batch } else { 0 }, gh));
+    // The gate gradients of a chunk of steps at a time: the weight-gradient and input-gradient
+    // products run per chunk, so the work buffer stays small (cache-resident, no page faults)
+    // whatever the sequence length.
+    let chunk = (CHUNK_ROWS / batch.max(1)).clamp(1, steps.max(1));
+    let mut d_xp = Array2::zeros((chunk * batch, gh));
+    let mut d_rec_sep = Array2::zeros((if K::SEPARATE_REC { chunk * batch } else { 0 }, gh));
+    let mut dx = Array2::zeros((steps * batch, input));
     let mut dh_next = dh_final.as_standard_layout().into_owned();
     let mut dc = dc_final.as_standard_layout().into_owned();
     let mut dh = Array2::zeros((batch, hidden));
     let mut direct = Array2::zeros((batch, hidden));
     // The recurrent weights laid out once for the per-step products `d_rec · W_hh`.
     let w_hh = Prepared::new(w.weight_hh.view(), batch);
+    let first = if sched.reverse { 1 } else { 0 };
 
-    for s in (0..steps).rev() {
-        let t = sched.time(s, steps);
-        let (pi, _) = slots(true, sched.reverse, s, t);
-        let rows = t * batch..(t + 1) * batch;
-        let gt = tape.g.slice(s![rows.clone(), ..]);
-        let h_prev = tape.hs.index_axis(Axis(0), pi);
-        let c_prev = tape.cs.index_axis(Axis(0), pi);
-        let aux_t = tape.aux.index_axis(Axis(0), t);
-        let d_out_t = d_out.index_axis(Axis(0), t);
-        let mut dxp_t = d_xp.slice_mut(s![rows.clone(), ..]);
-        let mut drec_t = if K::SEPARATE_REC {
-            d_rec_sep.slice_mut(s![rows, ..])
-        } else {
-            d_rec_sep.slice_mut(s![.., ..])
-        };
-        for r in 0..batch {
-            if sched.active(t, r) {
-                Zip::from(dh.row_mut(r))
-                    .and(d_out_t.row(r))
-                    .and(dh_next.row(r))
-                    .for_each(|a, &u, &v| *a = u + v);
-                let d_rec_row = if K::SEPARATE_REC {
-                    drec_t.row_mut(r).into_slice().expect("contiguous")
-                } else {
-                    &mut []
-                };
-                kernel.backward_row(
-                    row(gt, r),
-                    row(aux_t, r),
-                    row(h_prev, r),
-                    row(c_prev, r),
-                    row(dh.view(), r),
-                    dc.row_mut(r).into_slice().expect("contiguous"),
-                    dxp_t.row_mut(r).into_slice().expect("contiguous"),
-                    d_rec_row,
-                    direct.row_mut(r).into_slice().expect("contiguous"),
-                );
+    let mut s_hi = steps;
+    while s_hi > 0 {
+        let s_lo = s_hi.saturating_sub(chunk);
+        let n = s_hi - s_lo;
+        // The chunk's times form one range, whichever way time runs.
+        let t_lo = if sched.reverse { steps - s_hi } else { s_lo };
+        for s in (s_lo..s_hi).rev() {
+            let t = sched.time(s, steps);
+            let (pi, _) = slots(true, sched.reverse, s, t);
+            let rows = (t - t_lo) * batch..(t - t_lo + 1) * batch;
+            let gt = tape.g.slice(s![t * batch..(t + 1) * batch, ..]);
+            let h_prev = tape.hs.index_axis(Axis(0), pi);
+            let c_prev = tape.cs.index_axis(Axis(0), pi);
+            let aux_t = tape.aux.index_axis(Axis(0), t);
+            let d_out_t = d_out.index_axis(Axis(0), t);
+            let mut dxp_t = d_xp.slice_mut(s![rows.clone(), ..]);
+            let mut drec_t = if K::SEPARATE_REC {
+                d_rec_sep.slice_mut(s![rows, ..])
             } else {
-                // Padding: gradients pass through; the gradient reaching the zero output is
-                // ignored, and dc is carried unchanged.
-                direct.row_mut(r).assign(&dh_next.row(r));
+                d_rec_sep.slice_mut(s![.., ..])
+            };
+            for r in 0..batch {
+                if sched.active(t, r) {
+                    Zip::from(dh.row_mut(r))
+                        .and(d_out_t.row(r))
+                        .and(dh_next.row(r))
+                        .for_each(|a, &u, &v| *a = u + v);
+                    let d_rec_row = if K::SEPARATE_REC {
+                        drec_t.row_mut(r).into_slice().expect("contiguous")
+                    } else {
+                        &mut []
+                    };
+                    kernel.backward_row(
+                        row(gt, r),
+                        row(aux_t, r),
+                        row(h_prev, r),
+                        row(c_prev, r),
+                        row(dh.view(), r),
+                        dc.row_mut(r).into_slice().expect("contiguous"),
+                        dxp_t.row_mut(r).into_slice().expect("contiguous"),
+                        d_rec_row,
+                        direct.row_mut(r).into_slice().expect("contiguous"),
+                    );
+                } else {
+                    // Padding: gradients pass through; the gradient reaching the zero output is
+                    // ignored, and dc is carried unchanged. The step's gate gradients are zero.
+                    direct.row_mut(r).assign(&dh_next.row(r));
+                    dxp_t.row_mut(r).fill(F::zero());
+                    if K::SEPARATE_REC {
+                        drec_t.row_mut(r).fill(F::zero());
+                    }
+                }
             }
+            dh_next.assign(&direct);
+            let d_rec_t = if K::SEPARATE_REC {
+                drec_t.view()
+            } else {
+                dxp_t.view()
+            };
+            w_hh.mul(d_rec_t, &mut dh_next.view_mut(), true);
         }
-        dh_next.assign(&direct);
-        let d_rec_t = if K::SEPARATE_REC {
-            drec_t.view()
+
+        // Weight and input gradients of the chunk's steps, one product each.
+        let rows = n * batch;
+        let d_xp_c = d_xp.slice(s![..rows, ..]);
+        let d_rec_c = if K::SEPARATE_REC {
+            d_rec_sep.slice(s![..rows, ..])
         } else {
-            dxp_t.view()
+            d_xp_c
         };
-        w_hh.mul(d_rec_t, &mut dh_next.view_mut(), true);
+        let x_c = tape.x.slice(s![t_lo * batch..t_lo * batch + rows, ..]);
+        let h_prev_c = tape
+            .hs
+            .slice(s![first + t_lo..first + t_lo + n, .., ..])
+            .into_shape_with_order((rows, hidden))
+            .expect("contiguous");
+        CellWeights::accumulate_grads(d_xp_c, d_rec_c, x_c, h_prev_c, grads);
+        w.input_grad_into(
+            d_xp_c,
+            &mut dx.slice_mut(s![t_lo * batch..t_lo * batch + rows, ..]),
+        );
+        s_hi = s_lo;
     }
 
-    let first = if sched.reverse { 1 } else { 0 };
-    let h_prev_all = tape
-        .hs
-        .slice(s![first..first + steps, .., ..])
-        .into_shape_with_order((steps * batch, hidden))
-        .expect("contiguous");
-    let d_rec_all = if K::SEPARATE_REC {
-        d_rec_sep.view()
-    } else {
-        d_xp.view()
-    };
-    CellWeights::accumulate_grads(d_xp.view(), d_rec_all, tape.x.view(), h_prev_all, grads);
-    let dx = w
-        .input_grad(d_xp.view())
-        .into_shape_with_order((steps, batch, w.weight_ih.ncols()))
+    let dx = dx
+        .into_shape_with_order((steps, batch, input))
         .expect("contiguous");
     (dx, dh_next, dc)
 }
+
+/// Rows of gate gradients the backward pass collects before forming the weight gradients of
+/// those steps.
+const CHUNK_ROWS: usize = 512;
 
 /// What one step saves for its backward.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! PyTorch's parameter layout shared by every cell, and the matrix products of the fast path.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMutD, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
@@ -231,20 +231,36 @@ impl<F: Float> CellWeights<F> {
         gemm(d_xp.t(), x, &mut grads.weight_ih.view_mut(), true);
         gemm(d_rec.t(), h_prev, &mut grads.weight_hh.view_mut(), true);
         if let (Some(g_ih), Some(g_hh)) = (&mut grads.bias_ih, &mut grads.bias_hh) {
-            Zip::from(g_ih)
-                .and(&d_xp.sum_axis(Axis(0)))
-                .for_each(|a, &d| *a += d);
-            Zip::from(g_hh)
-                .and(&d_rec.sum_axis(Axis(0)))
-                .for_each(|a, &d| *a += d);
+            add_row_sums(d_xp, g_ih);
+            add_row_sums(d_rec, g_hh);
         }
     }
 
     /// `d_xp W_ih`: the gradient of the inputs, `(N, I)`, in standard layout.
     pub(crate) fn input_grad(&self, d_xp: ArrayView2<'_, F>) -> Array2<F> {
         let mut dx = Array2::zeros((d_xp.nrows(), self.weight_ih.ncols()));
-        gemm(d_xp, self.weight_ih.view(), &mut dx.view_mut(), false);
+        self.input_grad_into(d_xp, &mut dx.view_mut());
         dx
+    }
+
+    /// Writes `d_xp W_ih` into `dx` `(N, I)`.
+    pub(crate) fn input_grad_into(&self, d_xp: ArrayView2<'_, F>, dx: &mut ArrayViewMut2<'_, F>) {
+        gemm(d_xp, self.weight_ih.view(), dx, false);
+    }
+}
+
+/// `out += Σ_rows d`: row by row, so that each addition is one contiguous vector operation.
+fn add_row_sums<F: Float>(d: ArrayView2<'_, F>, out: &mut Array1<F>) {
+    match out.as_slice_mut() {
+        Some(o) => {
+            for r in d.rows() {
+                match r.as_slice() {
+                    Some(r) => o.iter_mut().zip(r).for_each(|(a, &v)| *a += v),
+                    None => o.iter_mut().zip(r.iter()).for_each(|(a, &v)| *a += v),
+                }
+            }
+        }
+        None => *out += &d.sum_axis(Axis(0)),
     }
 }
 
