@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--only lstm[,gru,...]] [--shape S2[,S3]] [--reps N]
-//!                                          [--threads N]
+//!                                          [--threads N] [--input-grad]
 //! ```
 //!
 //! `--only` picks networks (`lstm`, `gru`, `rnn`, `bilstm2`, `gemm`), `--shape` picks shapes
@@ -13,7 +13,7 @@
 //! | shape | batch | seq | input | hidden | mode |
 //! |---|---|---|---|---|---|
 //! | S1 | 1 | 100 | 32 | 64 | `infer` (no tape) |
-//! | S2 | 32 | 100 | 128 | 256 | `fwd+bwd` (forward with tape + backward to all gradients) |
+//! | S2 | 32 | 100 | 128 | 256 | `fwd+bwd` (forward with tape + backward to all parameter gradients) |
 //! | S3 | 64 | 50 | 512 | 512 | `fwd+bwd` |
 //!
 //! for `lstm`, `gru` and `rnn` (tanh), plus `bilstm2` (2 layers, bidirectional LSTM) at S2, and a
@@ -32,6 +32,11 @@
 //! FLOPs count only the matrix products: `2·T·B·G·H·(I+H)` per layer and direction forward (G = 4
 //! LSTM, 3 GRU, 1 RNN), twice that for backward, so `fwd+bwd` counts 3× the forward. `gflops` is
 //! computed from the median time.
+//!
+//! `fwd+bwd` calls `forward` then `backward_params`: every parameter gradient and the initial-state
+//! gradients, but not the gradient of the input data — what PyTorch computes for an input that
+//! does not require grad (`scripts/bench_pytorch.py`'s default). `--input-grad` calls `backward`
+//! instead, which also forms `dX` (as `bench_pytorch.py --input-grad`).
 //!
 //! Inputs, output gradients and weights are seeded random numbers made before timing. Each case
 //! runs a warm-up (at least one call and at least ~0.3 s), then the timed repetitions. `--reps N`
@@ -102,6 +107,7 @@ struct Args {
     shapes: Option<Vec<String>>,
     reps: Option<usize>,
     threads: usize,
+    input_grad: bool,
 }
 
 fn parse_args() -> Args {
@@ -110,6 +116,7 @@ fn parse_args() -> Args {
         shapes: None,
         reps: None,
         threads: 1,
+        input_grad: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -142,6 +149,7 @@ fn parse_args() -> Args {
                     .filter(|&n| n >= 1)
                     .unwrap_or_else(|| usage(&format!("--threads {v}: not a count >= 1")));
             }
+            "--input-grad" => args.input_grad = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -155,7 +163,7 @@ fn usage(msg: &str) -> ! {
     }
     eprintln!(
         "usage: cargo run --release --example bench -- [--only lstm,gru,rnn,bilstm2,gemm] \
-         [--shape S1,S2,S3] [--reps N] [--threads N]"
+         [--shape S1,S2,S3] [--reps N] [--threads N] [--input-grad]"
     );
     std::process::exit(if msg.is_empty() { 0 } else { 2 });
 }
@@ -224,6 +232,7 @@ fn bench_case<C: CellInit<f32>>(
     layers: usize,
     bidirectional: bool,
     reps: Option<usize>,
+    input_grad: bool,
 ) {
     let mut rng = StdRng::seed_from_u64(0);
     let cfg = RecurrentConfig::new(sh.input, sh.hidden)
@@ -240,10 +249,13 @@ fn bench_case<C: CellInit<f32>>(
         let times = time_it(reps, || {
             let (out, _, tape) = net.forward(x.view(), None, None).expect("shapes fit");
             black_box(&out);
-            let r = net
-                .backward(&tape, d_out.view(), None, &mut grads)
-                .expect("shapes fit");
-            black_box(r);
+            if input_grad {
+                let r = net.backward(&tape, d_out.view(), None, &mut grads);
+                black_box(r.expect("shapes fit"));
+            } else {
+                let r = net.backward_params(&tape, d_out.view(), None, &mut grads);
+                black_box(r.expect("shapes fit"));
+            }
         });
         report(&format!("{name} {} fwd+bwd", sh.name), &times, 3.0 * fwd);
     } else {
@@ -298,6 +310,7 @@ fn main() {
         args.threads,
         recurrent::num_threads()
     );
+    println!("# input_grad={}", args.input_grad);
     match args.reps {
         Some(n) => println!("# reps={n} per case"),
         None => println!("# reps: about {BUDGET_S} s of repetitions per case (5..=2000)"),
@@ -307,17 +320,17 @@ fn main() {
     type R = recurrent::RnnCell<f32>;
     for sh in [S1, S2, S3] {
         if wanted("lstm", sh.name) {
-            bench_case::<L>("lstm", 4, sh, 1, false, args.reps);
+            bench_case::<L>("lstm", 4, sh, 1, false, args.reps, args.input_grad);
         }
         if wanted("gru", sh.name) {
-            bench_case::<G>("gru", 3, sh, 1, false, args.reps);
+            bench_case::<G>("gru", 3, sh, 1, false, args.reps, args.input_grad);
         }
         if wanted("rnn", sh.name) {
-            bench_case::<R>("rnn", 1, sh, 1, false, args.reps);
+            bench_case::<R>("rnn", 1, sh, 1, false, args.reps, args.input_grad);
         }
     }
     if wanted("bilstm2", S2.name) {
-        bench_case::<L>("bilstm2", 4, S2, 2, true, args.reps);
+        bench_case::<L>("bilstm2", 4, S2, 2, true, args.reps, args.input_grad);
     }
     // The GEMM reference has no shape: `--shape` alone skips it, `--only gemm` keeps it.
     if listed(&args.only, "gemm") || (args.only.is_none() && args.shapes.is_none()) {

@@ -120,7 +120,9 @@ def main():
     p.add_argument("--torch", help="read the PyTorch output from this file instead of running it")
     p.add_argument("--python", default=str(DEFAULT_PYTHON), help="Python with torch installed")
     p.add_argument(
-        "--input-grad", action="store_true", help="pass --input-grad to the PyTorch side"
+        "--input-grad",
+        action="store_true",
+        help="both sides also compute the gradient of the input data (dX)",
     )
     p.add_argument(
         "--no-interleave",
@@ -138,10 +140,10 @@ def main():
         common += ["--only", args.only]
     if args.shape:
         common += ["--shape", args.shape]
+    if args.input_grad:
+        common.append("--input-grad")
 
     torch_cmd = [args.python, "scripts/bench_pytorch.py"]
-    if args.input_grad:
-        torch_cmd.append("--input-grad")
     if args.rust or args.torch or not args.interleave:
         if args.rust:
             rust = pathlib.Path(args.rust).read_text()

@@ -673,3 +673,53 @@ fn parameter_order_is_pytorch_registration_order() {
     assert_eq!(net.names().join(","), expected);
     assert_eq!(net.layer(1)[0].input_size(), 2 * H);
 }
+
+/// `backward_params` adds exactly the parameter gradients of `backward` and returns the same
+/// initial-state gradients: only the input gradient is left out.
+fn params_only_equals_full_backward<C: CellInit<f64>>(config: RecurrentConfig, seed: u64) {
+    let net = RecurrentStack::<C>::new::<f64, _>(config, &mut rng(seed)).unwrap();
+    let mut r = rng(seed + 1);
+    let n = config.num_layers * config.num_directions();
+    let x: Array3<f64> = randn3((T, B, I), 1.0, &mut r);
+    let d_out: Array3<f64> = randn3((T, B, net.output_size()), 1.0, &mut r);
+    let d_final = rand_stacked::<C>(n, 1.0, &mut r);
+    let (_, _, tape) = net
+        .forward_train(x.view(), None, Some(&MIXED), &mut rng(seed + 2))
+        .unwrap();
+    let mut g_full = net.zeros_like();
+    let (dx, d0_full) = net
+        .backward(&tape, d_out.view(), Some(&d_final), &mut g_full)
+        .unwrap();
+    assert!(dx.iter().any(|v| *v != 0.0));
+    let mut g_params = net.zeros_like();
+    let d0_params = net
+        .backward_params(&tape, d_out.view(), Some(&d_final), &mut g_params)
+        .unwrap();
+    assert!(g_full.global_norm() > 0.0);
+    for ((name, a), (_, b)) in g_full
+        .named_arrays()
+        .into_iter()
+        .zip(g_params.named_arrays())
+    {
+        assert_eq!(a, b, "{name}");
+    }
+    for ((name, a), (_, b)) in C::State::stacked_parts(&d0_full)
+        .into_iter()
+        .zip(C::State::stacked_parts(&d0_params))
+    {
+        assert_eq!(a, b, "d_init {name}");
+    }
+}
+
+#[test]
+fn backward_params_equals_backward_without_dx() {
+    for (layers, bi) in [(1, false), (2, true), (3, false)] {
+        let config = RecurrentConfig::new(I, H)
+            .with_num_layers(layers)
+            .with_bidirectional(bi)
+            .with_dropout(0.3);
+        params_only_equals_full_backward::<LstmCell<f64>>(config, 700);
+        params_only_equals_full_backward::<GruCell<f64>>(config, 710);
+        params_only_equals_full_backward::<RnnCell<f64>>(config, 720);
+    }
+}

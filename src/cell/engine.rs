@@ -174,9 +174,9 @@ pub(crate) type RunOutput<F> = (Array3<F>, Array2<F>, Array2<F>, Option<Sequence
 
 /// Runs a cell over `x` `(T, B, I)` from `h0` (and `c0`, `(B, H)` or `(B, 0)`).
 ///
-/// On x86-64 CPUs with AVX2 the whole loop is compiled a second time for AVX2, so the
-/// element-wise kernels and the small-batch products use 8-wide vectors; the choice is made at run
-/// time, and the generic build serves every other CPU.
+/// On x86-64 the whole loop is also compiled for AVX-512 and for AVX2 + FMA, so the element-wise
+/// kernels use 16- or 8-wide vectors; the choice is made at run time, and the generic build
+/// serves every other CPU.
 pub(crate) fn run<F: Float, K: Kernel<F>>(
     kernel: &K,
     w: &CellWeights<F>,
@@ -188,8 +188,12 @@ pub(crate) fn run<F: Float, K: Kernel<F>>(
 ) -> RunOutput<F> {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, as just checked.
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, as just checked.
+            return unsafe { run_avx512(kernel, w, x, h0, c0, sched, keep) };
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA, as just checked.
             return unsafe { run_avx2(kernel, w, x, h0, c0, sched, keep) };
         }
     }
@@ -197,7 +201,21 @@ pub(crate) fn run<F: Float, K: Kernel<F>>(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn run_avx512<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    w: &CellWeights<F>,
+    x: ArrayView3<'_, F>,
+    h0: ArrayView2<'_, F>,
+    c0: ArrayView2<'_, F>,
+    sched: Schedule<'_>,
+    keep: bool,
+) -> RunOutput<F> {
+    run_impl(kernel, w, x, h0, c0, sched, keep)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
 fn run_avx2<F: Float, K: Kernel<F>>(
     kernel: &K,
     w: &CellWeights<F>,
@@ -304,7 +322,9 @@ fn run_impl<F: Float, K: Kernel<F>>(
 }
 
 /// Backpropagation through time over a [`SequenceTape`]. Adds parameter gradients into `grads`;
-/// returns `(dx (T, B, I), dh0, dc0)` (`dc0` is `(B, 0)` without a cell state).
+/// returns `(dx (T, B, I), dh0, dc0)` (`dc0` is `(B, 0)` without a cell state). Without
+/// `want_dx` the input-gradient product is skipped and `dx` is `(T, B, 0)`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn backward<F: Float, K: Kernel<F>>(
     kernel: &K,
     w: &CellWeights<F>,
@@ -313,19 +333,45 @@ pub(crate) fn backward<F: Float, K: Kernel<F>>(
     dh_final: ArrayView2<'_, F>,
     dc_final: ArrayView2<'_, F>,
     grads: &mut CellWeights<F>,
+    want_dx: bool,
 ) -> (Array3<F>, Array2<F>, Array2<F>) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, as just checked.
-            return unsafe { backward_avx2(kernel, w, tape, d_out, dh_final, dc_final, grads) };
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, as just checked.
+            return unsafe {
+                backward_avx512(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
+            };
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA, as just checked.
+            return unsafe {
+                backward_avx2(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
+            };
         }
     }
-    backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads)
+    backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn backward_avx512<F: Float, K: Kernel<F>>(
+    kernel: &K,
+    w: &CellWeights<F>,
+    tape: &SequenceTape<F>,
+    d_out: ArrayView3<'_, F>,
+    dh_final: ArrayView2<'_, F>,
+    dc_final: ArrayView2<'_, F>,
+    grads: &mut CellWeights<F>,
+    want_dx: bool,
+) -> (Array3<F>, Array2<F>, Array2<F>) {
+    backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 fn backward_avx2<F: Float, K: Kernel<F>>(
     kernel: &K,
     w: &CellWeights<F>,
@@ -334,11 +380,13 @@ fn backward_avx2<F: Float, K: Kernel<F>>(
     dh_final: ArrayView2<'_, F>,
     dc_final: ArrayView2<'_, F>,
     grads: &mut CellWeights<F>,
+    want_dx: bool,
 ) -> (Array3<F>, Array2<F>, Array2<F>) {
-    backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads)
+    backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn backward_impl<F: Float, K: Kernel<F>>(
     kernel: &K,
     w: &CellWeights<F>,
@@ -347,6 +395,7 @@ fn backward_impl<F: Float, K: Kernel<F>>(
     dh_final: ArrayView2<'_, F>,
     dc_final: ArrayView2<'_, F>,
     grads: &mut CellWeights<F>,
+    want_dx: bool,
 ) -> (Array3<F>, Array2<F>, Array2<F>) {
     let (steps, batch) = (tape.steps(), tape.batch());
     let hidden = w.weight_hh.ncols();
@@ -375,7 +424,7 @@ fn backward_impl<F: Float, K: Kernel<F>>(
         "grads must be shaped like the weights"
     );
     let sched = tape.schedule();
-    let input = tape.x.ncols();
+    let input = if want_dx { tape.x.ncols() } else { 0 };
 
     // The gate gradients of a chunk of steps at a time: the weight-gradient and input-gradient
     // products run per chunk, so the work buffer stays small (cache-resident, no page faults)
@@ -469,10 +518,12 @@ fn backward_impl<F: Float, K: Kernel<F>>(
             .into_shape_with_order((rows, hidden))
             .expect("contiguous");
         CellWeights::accumulate_grads(d_xp_c, d_rec_c, x_c, h_prev_c, grads);
-        w.input_grad_into(
-            d_xp_c,
-            &mut dx.slice_mut(s![t_lo * batch..t_lo * batch + rows, ..]),
-        );
+        if want_dx {
+            w.input_grad_into(
+                d_xp_c,
+                &mut dx.slice_mut(s![t_lo * batch..t_lo * batch + rows, ..]),
+            );
+        }
         s_hi = s_lo;
     }
 

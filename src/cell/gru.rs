@@ -290,7 +290,30 @@ impl<F: Float> Cell<F> for GruCell<F> {
             d_final.view(),
             none.view(),
             &mut grads.weights,
+            true,
         );
         (dx, dh)
+    }
+
+    #[track_caller]
+    fn backward_sequence_params(
+        &self,
+        tape: &SequenceTape<F>,
+        d_output: ArrayView3<'_, F>,
+        d_final: &Array2<F>,
+        grads: &mut Self,
+    ) -> Array2<F> {
+        let none = Array2::zeros((d_final.nrows(), 0));
+        engine::backward(
+            &GruKernel,
+            &self.weights,
+            tape,
+            d_output,
+            d_final.view(),
+            none.view(),
+            &mut grads.weights,
+            false,
+        )
+        .1
     }
 }

@@ -391,7 +391,29 @@ impl<F: Float> Cell<F> for LstmCell<F> {
             d_final.h.view(),
             d_final.c.view(),
             &mut grads.weights,
+            true,
         );
         (dx, LstmState { h, c })
+    }
+
+    #[track_caller]
+    fn backward_sequence_params(
+        &self,
+        tape: &SequenceTape<F>,
+        d_output: ArrayView3<'_, F>,
+        d_final: &LstmState<F>,
+        grads: &mut Self,
+    ) -> LstmState<F> {
+        let (_, h, c) = engine::backward(
+            &LstmKernel,
+            &self.weights,
+            tape,
+            d_output,
+            d_final.h.view(),
+            d_final.c.view(),
+            &mut grads.weights,
+            false,
+        );
+        LstmState { h, c }
     }
 }

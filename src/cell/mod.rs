@@ -234,6 +234,26 @@ pub trait Cell<F: Float>: Params<F> + Send + Sync {
         d_final: &Self::State,
         grads: &mut Self,
     ) -> (Array3<F>, Self::State);
+
+    /// [`Cell::backward_sequence`] without the input gradient: adds the parameter gradients into
+    /// `grads` and returns only the gradient of the initial state.
+    ///
+    /// For a first layer whose input needs no gradient (PyTorch skips it when the input does not
+    /// require grad). The built-in cells then skip the `dX = dGates · W_ih` product; the default
+    /// calls [`Cell::backward_sequence`] and drops `dx`.
+    ///
+    /// # Panics
+    ///
+    /// As [`Cell::backward_sequence`].
+    fn backward_sequence_params(
+        &self,
+        tape: &Self::Tape,
+        d_output: ArrayView3<'_, F>,
+        d_final: &Self::State,
+        grads: &mut Self,
+    ) -> Self::State {
+        self.backward_sequence(tape, d_output, d_final, grads).1
+    }
 }
 
 /// `dst[r] = src[r]` for every part of the state and every row `r` with `rows(r)`.
