@@ -2,7 +2,7 @@
 
 use ndarray::{s, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, Axis, Zip};
 
-use crate::cell::{Cell, Schedule, State};
+use crate::cell::{Cell, Schedule, SequenceTape, State};
 use crate::check;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
@@ -81,6 +81,19 @@ pub struct BiTape<F: Float, T> {
     input_size: usize,
     hidden_size: usize,
     weights: u64,
+}
+
+impl<F: Float> BiTape<F, SequenceTape<F>> {
+    /// Bytes of memory the tape holds: both directions' [`SequenceTape::nbytes`] plus the saved
+    /// outputs of [`MergeMode::Mul`].
+    pub fn nbytes(&self) -> usize {
+        self.tapes.iter().map(SequenceTape::nbytes).sum::<usize>()
+            + self
+                .outputs
+                .as_ref()
+                .map_or(0, |o| o.iter().map(|a| a.len()).sum::<usize>())
+                * std::mem::size_of::<F>()
+    }
 }
 
 /// Runs `cells[d]` in direction `d` (0 forward, 1 reversed) over `x`.

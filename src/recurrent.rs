@@ -2,7 +2,7 @@
 
 use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
 
-use crate::cell::{Cell, Schedule};
+use crate::cell::{Cell, Schedule, SequenceTape};
 use crate::check;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
@@ -101,6 +101,13 @@ impl<T> Tape<T> {
     /// Batch size `B` recorded.
     pub fn batch(&self) -> usize {
         self.batch
+    }
+}
+
+impl<F: Float> Tape<SequenceTape<F>> {
+    /// Bytes of memory the tape holds (see [`SequenceTape::nbytes`]).
+    pub fn nbytes(&self) -> usize {
+        self.inner.nbytes()
     }
 }
 

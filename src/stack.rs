@@ -5,7 +5,9 @@ use ndarray::{s, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray, Zip};
 use rand::{Rng, RngExt};
 
 use crate::bidirectional::{concat, parallel_worth_it, run_directions};
-use crate::cell::{Cell, CellWeights, GruCell, LstmCell, Nonlinearity, RnnCell, State};
+use crate::cell::{
+    Cell, CellWeights, GruCell, LstmCell, Nonlinearity, RnnCell, SequenceTape, State,
+};
 use crate::check;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
@@ -311,6 +313,29 @@ pub struct StackTape<F: Float, T> {
     batch: usize,
     config: RecurrentConfig,
     weights: u64,
+}
+
+impl<F: Float> StackTape<F, SequenceTape<F>> {
+    /// Bytes of memory the tape holds: every layer's and direction's [`SequenceTape::nbytes`]
+    /// plus the dropout masks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rand::SeedableRng;
+    /// use ndarray::Array3;
+    /// use recurrent::{Lstm, RecurrentConfig};
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let net = Lstm::<f32>::new(RecurrentConfig::new(3, 8), &mut rng)?;
+    /// let (_, _, tape) = net.forward(Array3::<f32>::ones((5, 2, 3)).view(), None, None)?;
+    /// // x (10·3) + gates (10·32) + h and c slots (2·6·2·8) + tanh(c) (5·2·8), 4 bytes each
+    /// assert_eq!(tape.nbytes(), (30 + 320 + 192 + 80) * 4);
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn nbytes(&self) -> usize {
+        self.tapes.iter().map(SequenceTape::nbytes).sum::<usize>()
+            + self.masks.iter().map(|m| m.len()).sum::<usize>() * std::mem::size_of::<F>()
+    }
 }
 
 /// The stacked state type of a stack of `C` cells.

@@ -138,6 +138,15 @@ impl<F: Float> SequenceTape<F> {
         self.hs.len_of(Axis(0)) - 1
     }
 
+    /// Bytes of memory the tape holds: the inputs `(T·B, I)`, the saved gates `(T·B, G·H)`, the
+    /// states `(T+1, B, H)` (twice for an LSTM), per-step extras `(T, B, H)` (LSTM, GRU) and the
+    /// lengths.
+    pub fn nbytes(&self) -> usize {
+        let values = self.x.len() + self.g.len() + self.hs.len() + self.cs.len() + self.aux.len();
+        values * std::mem::size_of::<F>()
+            + self.lengths.as_ref().map_or(0, |l| l.len()) * std::mem::size_of::<usize>()
+    }
+
     /// Batch size.
     pub fn batch(&self) -> usize {
         self.hs.len_of(Axis(1))

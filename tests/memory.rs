@@ -1,0 +1,91 @@
+//! Peak memory of a training step at the performance issue's shape S2 (LSTM, f32, T = 100,
+//! B = 32, I = 128, H = 256): at most 1.5× the tape plus the weights.
+//!
+//! Every allocation of the process is counted (live bytes and their peak). The step runs on a
+//! fresh thread, so the thread-local packing buffers of the matrix products are counted too.
+//! One test in its own binary, so no other test allocates while it measures.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ndarray::Array3;
+use rand::SeedableRng;
+use recurrent::{Lstm, Params, RecurrentConfig};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grow(n: usize) {
+    let live = LIVE.fetch_add(n, Ordering::SeqCst) + n;
+    PEAK.fetch_max(live, Ordering::SeqCst);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grow(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        grow(layout.size());
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size >= layout.size() {
+            grow(new_size - layout.size());
+        } else {
+            LIVE.fetch_sub(layout.size() - new_size, Ordering::SeqCst);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn s2_training_step_peak_memory_is_within_one_and_a_half_tapes_plus_weights() {
+    recurrent::set_num_threads(1);
+    let (steps, batch, input, hidden) = (100, 32, 128, 256);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let net = Lstm::<f32>::new(RecurrentConfig::new(input, hidden), &mut rng).unwrap();
+    let x = Array3::<f32>::from_shape_fn((steps, batch, input), |(t, b, i)| {
+        ((t * 7 + b * 3 + i) % 11) as f32 / 11.0 - 0.5
+    });
+    let d_out = Array3::<f32>::from_elem((steps, batch, hidden), 0.01);
+    let mut grads = net.zeros_like();
+    let weight_bytes: usize = net.named_arrays().iter().map(|(_, a)| a.len()).sum::<usize>() * 4;
+
+    let base = LIVE.load(Ordering::SeqCst);
+    PEAK.store(base, Ordering::SeqCst);
+    let tape_bytes = std::thread::scope(|s| {
+        s.spawn(|| {
+            let (out, _, tape) = net.forward(x.view(), None, None).unwrap();
+            let (dx, _) = net.backward(&tape, d_out.view(), None, &mut grads).unwrap();
+            assert_eq!(out.dim(), (steps, batch, hidden));
+            assert_eq!(dx.dim(), (steps, batch, input));
+            tape.nbytes()
+        })
+        .join()
+        .unwrap()
+    });
+    let peak = PEAK.load(Ordering::SeqCst) - base;
+    let limit = (tape_bytes + weight_bytes) * 3 / 2;
+    eprintln!(
+        "S2 LSTM training step: tape {:.1} MB, weights {:.1} MB, peak {:.1} MB, limit {:.1} MB",
+        tape_bytes as f64 / 1e6,
+        weight_bytes as f64 / 1e6,
+        peak as f64 / 1e6,
+        limit as f64 / 1e6
+    );
+    // x (T·B·I) + gates (T·B·4H) + h and c slots (2·(T+1)·B·H) + tanh(c) (T·B·H), 4 bytes each.
+    let expected_tape = steps * batch * (input + 4 * hidden) + 2 * (steps + 1) * batch * hidden;
+    assert_eq!(tape_bytes, (expected_tape + steps * batch * hidden) * 4);
+    assert!(grads.global_norm() > 0.0);
+    assert!(peak <= limit, "peak {peak} bytes above the limit {limit}");
+}
