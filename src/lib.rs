@@ -93,6 +93,7 @@ mod linear;
 mod loss;
 pub mod optim;
 mod params;
+mod pool;
 mod recurrent;
 mod stack;
 mod threads;
@@ -105,6 +106,7 @@ pub use gemm::matmul;
 pub use linear::{Linear, LinearTape};
 pub use loss::{cross_entropy_loss, cross_entropy_loss_last, masked_mse_loss, mse_loss};
 pub use params::Params;
+pub use pool::{cached_memory, release_memory};
 pub use recurrent::{Forward, Recurrent, Tape};
 pub use stack::{
     CellInit, Gru, Lstm, RecurrentConfig, RecurrentStack, Rnn, StackForward, StackTape, Stacked,

@@ -23,6 +23,7 @@ use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
 use super::weights::CellWeights;
 use crate::float::Float;
 use crate::gemm::Prepared;
+use crate::pool;
 
 /// The order in which a cell walks a sequence, and where each sequence ends.
 ///
@@ -160,6 +161,17 @@ impl<F: Float> SequenceTape<F> {
     }
 }
 
+impl<F: Float> Drop for SequenceTape<F> {
+    /// Returns the tape's buffers to the engine's pool, for the next forward pass to reuse.
+    fn drop(&mut self) {
+        pool::give_array(std::mem::take(&mut self.g));
+        pool::give_array(std::mem::take(&mut self.x));
+        pool::give_array(std::mem::take(&mut self.hs));
+        pool::give_array(std::mem::take(&mut self.cs));
+        pool::give_array(std::mem::take(&mut self.aux));
+    }
+}
+
 /// Slot of the state before (`prev`) and after (`next`) processing step `s` at time `t`.
 #[inline]
 fn slots(keep: bool, reverse: bool, s: usize, t: usize) -> (usize, usize) {
@@ -264,16 +276,19 @@ fn run_impl<F: Float, K: Kernel<F>>(
         .as_standard_layout()
         .into_shape_with_order((steps * batch, input))
         .expect("standard layout reshapes");
-    let mut g = Array2::zeros((steps * batch, gh));
+    // Buffers that every step overwrites come from the engine's pool (see `crate::pool`).
+    let mut g = pool::scratch((steps * batch, gh));
     w.project_inputs(x2.view(), &mut g, !K::SEPARATE_REC);
 
     let n_slots = if keep { steps + 1 } else { 2 };
     let init = if keep && sched.reverse { steps } else { 0 };
-    let mut hs = Array3::zeros((n_slots, batch, hidden));
+    // Every slot is written: the initial one here, the others by their step (for every row).
+    let mut hs = pool::scratch((n_slots, batch, hidden));
     hs.index_axis_mut(Axis(0), init).assign(&h0);
-    let mut cs = Array3::zeros((n_slots, batch, hc));
+    let mut cs = pool::scratch((n_slots, batch, hc));
     cs.index_axis_mut(Axis(0), init).assign(&c0);
-    let mut aux = Array3::zeros((if keep { steps } else { 1 }, batch, ha));
+    // Written for the rows active at each step; backward reads no other.
+    let mut aux = pool::scratch((if keep { steps } else { 1 }, batch, ha));
     let mut rec = Array2::zeros((batch, if K::SEPARATE_REC { gh } else { 0 }));
     let mut out = Array3::zeros((steps, batch, hidden));
     // The recurrent weights laid out once for the per-step products `h_prev · W_hhᵀ`.
@@ -318,16 +333,25 @@ fn run_impl<F: Float, K: Kernel<F>>(
     }
     let h_last = hs.index_axis(Axis(0), last).to_owned();
     let c_last = cs.index_axis(Axis(0), last).to_owned();
-    let tape = keep.then(|| SequenceTape {
-        x: x2.into_owned(),
+    if !keep {
+        pool::give_array(g);
+        pool::give_array(aux);
+        pool::give_array(hs);
+        pool::give_array(cs);
+        return (out, h_last, c_last, None);
+    }
+    let mut x_saved = pool::scratch((steps * batch, input));
+    x_saved.assign(&x2);
+    let tape = SequenceTape {
+        x: x_saved,
         g,
         hs,
         cs,
         aux,
         reverse: sched.reverse,
         lengths: sched.lengths.map(<[usize]>::to_vec),
-    });
-    (out, h_last, c_last, tape)
+    };
+    (out, h_last, c_last, Some(tape))
 }
 
 /// Backpropagation through time over a [`SequenceTape`]. Adds parameter gradients into `grads`;
@@ -439,8 +463,9 @@ fn backward_impl<F: Float, K: Kernel<F>>(
     // products run per chunk, so the work buffer stays small (cache-resident, no page faults)
     // whatever the sequence length.
     let chunk = (CHUNK_ROWS / batch.max(1)).clamp(1, steps.max(1));
-    let mut d_xp = Array2::zeros((chunk * batch, gh));
-    let mut d_rec_sep = Array2::zeros((if K::SEPARATE_REC { chunk * batch } else { 0 }, gh));
+    // Every row of a chunk is written before it is read (padding rows with zeros).
+    let mut d_xp = pool::scratch((chunk * batch, gh));
+    let mut d_rec_sep = pool::scratch((if K::SEPARATE_REC { chunk * batch } else { 0 }, gh));
     let mut dx = Array2::zeros((steps * batch, input));
     let mut dh_next = dh_final.as_standard_layout().into_owned();
     let mut dc = dc_final.as_standard_layout().into_owned();
@@ -536,6 +561,8 @@ fn backward_impl<F: Float, K: Kernel<F>>(
         s_hi = s_lo;
     }
 
+    pool::give_array(d_xp);
+    pool::give_array(d_rec_sep);
     let dx = dx
         .into_shape_with_order((steps, batch, input))
         .expect("contiguous");
@@ -566,13 +593,13 @@ pub(crate) fn step<F: Float, K: Kernel<F>>(
 ) -> (Array2<F>, Array2<F>, StepCache<F>) {
     let x3 = x.insert_axis(Axis(0));
     let (_, h, c, tape) = run(kernel, w, x3, h_prev, c_prev, Schedule::FORWARD, true);
-    let tape = tape.expect("tape kept");
+    let mut tape = tape.expect("tape kept");
     let cache = StepCache {
-        x: tape.x,
-        h_prev: tape.hs.index_axis_move(Axis(0), 0),
-        c_prev: tape.cs.index_axis_move(Axis(0), 0),
-        g: tape.g,
-        aux: tape.aux.index_axis_move(Axis(0), 0),
+        x: std::mem::take(&mut tape.x),
+        h_prev: std::mem::take(&mut tape.hs).index_axis_move(Axis(0), 0),
+        c_prev: std::mem::take(&mut tape.cs).index_axis_move(Axis(0), 0),
+        g: std::mem::take(&mut tape.g),
+        aux: std::mem::take(&mut tape.aux).index_axis_move(Axis(0), 0),
     };
     (h, c, cache)
 }
