@@ -87,7 +87,7 @@ pub trait Params<F: Float>: Clone {
         Ok(())
     }
 
-    /// A 64-bit hash of every value (FNV-1a over the mixed bit patterns, in order).
+    /// A 64-bit hash of every value and every array length, in order.
     ///
     /// Layers record it in their tapes so that `backward` can refuse a tape recorded before the
     /// weights changed (e.g. by an optimizer step), instead of returning wrong gradients.
@@ -99,12 +99,42 @@ pub trait Params<F: Float>: Clone {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             z ^ (z >> 31)
         }
+        const PRIME: u64 = 0x0100_0000_01b3;
+        // Eight independent FNV-1a lanes over positions i mod 8 (so the multiplications do not
+        // wait on each other), folded together at the end of each array.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for a in self.arrays() {
-            for &v in a.iter() {
-                h = (h ^ mix(Float::as_f64(v).to_bits())).wrapping_mul(0x0100_0000_01b3);
+            let mut lanes = [0u64; 8];
+            for (l, lane) in lanes.iter_mut().enumerate() {
+                *lane = mix(h ^ l as u64);
             }
-            h = (h ^ a.len() as u64).wrapping_mul(0x0100_0000_01b3);
+            #[inline(always)]
+            fn feed<F: Float>(lanes: &mut [u64; 8], i: usize, v: F) {
+                let lane = &mut lanes[i % 8];
+                *lane = (*lane ^ mix(Float::as_f64(v).to_bits())).wrapping_mul(PRIME);
+            }
+            match a.as_slice_memory_order().filter(|_| a.is_standard_layout()) {
+                Some(values) => {
+                    let mut chunks = values.chunks_exact(8);
+                    for c in &mut chunks {
+                        for (l, &v) in c.iter().enumerate() {
+                            feed(&mut lanes, l, v);
+                        }
+                    }
+                    let done = values.len() - chunks.remainder().len();
+                    for (i, &v) in chunks.remainder().iter().enumerate() {
+                        feed(&mut lanes, done + i, v);
+                    }
+                }
+                None => a
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, &v)| feed(&mut lanes, i, v)),
+            }
+            for lane in lanes {
+                h = (h ^ mix(lane)).wrapping_mul(PRIME);
+            }
+            h = (h ^ a.len() as u64).wrapping_mul(PRIME);
         }
         mix(h)
     }

@@ -20,7 +20,7 @@
 
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
 
-use super::weights::CellWeights;
+use super::weights::{CellWeights, GradSums};
 use crate::float::Float;
 use crate::gemm::Prepared;
 use crate::pool;
@@ -475,6 +475,7 @@ fn backward_impl<F: Float, K: Kernel<F>>(
     let w_hh = Prepared::new(w.weight_hh.view(), batch);
     let first = if sched.reverse { 1 } else { 0 };
 
+    let mut sums = GradSums::new(w, !K::SEPARATE_REC, chunk * batch);
     let mut s_hi = steps;
     while s_hi > 0 {
         let s_lo = s_hi.saturating_sub(chunk);
@@ -551,7 +552,7 @@ fn backward_impl<F: Float, K: Kernel<F>>(
             .slice(s![first + t_lo..first + t_lo + n, .., ..])
             .into_shape_with_order((rows, hidden))
             .expect("contiguous");
-        CellWeights::accumulate_grads(d_xp_c, d_rec_c, x_c, h_prev_c, grads);
+        sums.add_chunk(d_xp_c, d_rec_c, x_c, h_prev_c, grads);
         if want_dx {
             w.input_grad_into(
                 d_xp_c,
@@ -561,6 +562,7 @@ fn backward_impl<F: Float, K: Kernel<F>>(
         s_hi = s_lo;
     }
 
+    sums.finish(grads);
     pool::give_array(d_xp);
     pool::give_array(d_rec_sep);
     let dx = dx

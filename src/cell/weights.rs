@@ -1,6 +1,6 @@
 //! PyTorch's parameter layout shared by every cell, and the matrix products of the fast path.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
@@ -246,6 +246,87 @@ impl<F: Float> CellWeights<F> {
     /// Writes `d_xp W_ih` into `dx` `(N, I)`.
     pub(crate) fn input_grad_into(&self, d_xp: ArrayView2<'_, F>, dx: &mut ArrayViewMut2<'_, F>) {
         gemm(d_xp, self.weight_ih.view(), dx, false);
+    }
+}
+
+/// Collects the weight gradients of a backward pass chunk by chunk.
+///
+/// When the recurrent product's gradient is the input projection's (`d_rec = d_xp`: RNN, LSTM),
+/// `[dW_ih | dW_hh] = d_xpᵀ [X | H_prev]` is one product (its left operand packed once instead
+/// of twice), summed over the chunks in a buffer that is added into the gradients at the end.
+/// Otherwise (GRU) each chunk adds its two products directly.
+pub(crate) struct GradSums<F: Float> {
+    fused: Option<Fused<F>>,
+}
+
+struct Fused<F: Float> {
+    /// `[X | H_prev]` of a chunk, `(rows, I + H)`.
+    xh: Array2<F>,
+    /// `[dW_ih | dW_hh]` summed so far, `(G·H, I + H)`.
+    dw: Array2<F>,
+    /// Bias gradient summed so far (`None` without biases).
+    db: Option<Array1<F>>,
+    started: bool,
+}
+
+impl<F: Float> GradSums<F> {
+    /// For chunks of at most `rows` rows; `shared` if `d_rec = d_xp`.
+    pub(crate) fn new(w: &CellWeights<F>, shared: bool, rows: usize) -> Self {
+        let (gh, n_in) = w.weight_ih.dim();
+        let hidden = w.weight_hh.ncols();
+        let fused = shared.then(|| Fused {
+            xh: crate::pool::scratch((rows, n_in + hidden)),
+            dw: crate::pool::scratch((gh, n_in + hidden)),
+            db: w.has_bias().then(|| Array1::zeros(gh)),
+            started: false,
+        });
+        GradSums { fused }
+    }
+
+    /// Adds one chunk: `d_xp`, `d_rec` `(rows, G·H)`, `x` `(rows, I)`, `h_prev` `(rows, H)`.
+    pub(crate) fn add_chunk(
+        &mut self,
+        d_xp: ArrayView2<'_, F>,
+        d_rec: ArrayView2<'_, F>,
+        x: ArrayView2<'_, F>,
+        h_prev: ArrayView2<'_, F>,
+        grads: &mut CellWeights<F>,
+    ) {
+        let Some(f) = &mut self.fused else {
+            CellWeights::accumulate_grads(d_xp, d_rec, x, h_prev, grads);
+            return;
+        };
+        let (rows, n_in) = x.dim();
+        f.xh.slice_mut(s![..rows, ..n_in]).assign(&x);
+        f.xh.slice_mut(s![..rows, n_in..]).assign(&h_prev);
+        gemm(
+            d_xp.t(),
+            f.xh.slice(s![..rows, ..]),
+            &mut f.dw.view_mut(),
+            f.started,
+        );
+        f.started = true;
+        if let Some(db) = &mut f.db {
+            add_row_sums(d_xp, db);
+        }
+    }
+
+    /// Adds what was summed into `grads` and returns the buffers to the pool.
+    pub(crate) fn finish(self, grads: &mut CellWeights<F>) {
+        let Some(f) = self.fused else { return };
+        if f.started {
+            let n_in = grads.weight_ih.ncols();
+            grads.weight_ih += &f.dw.slice(s![.., ..n_in]);
+            grads.weight_hh += &f.dw.slice(s![.., n_in..]);
+            if let (Some(db), Some(g_ih), Some(g_hh)) =
+                (&f.db, &mut grads.bias_ih, &mut grads.bias_hh)
+            {
+                *g_ih += db;
+                *g_hh += db;
+            }
+        }
+        crate::pool::give_array(f.xh);
+        crate::pool::give_array(f.dw);
     }
 }
 
