@@ -8,13 +8,16 @@
 //! | shape | B | T | I | H | mode |
 //! |---|---|---|---|---|---|
 //! | S1 | 1 | 100 | 32 | 64 | inference (`infer`, no tape) |
-//! | S2 | 32 | 100 | 128 | 256 | forward with tape + backward to all gradients |
-//! | S3 | 64 | 50 | 512 | 512 | forward with tape + backward to all gradients |
+//! | S2 | 32 | 100 | 128 | 256 | forward with tape + backward to all parameter gradients |
+//! | S3 | 64 | 50 | 512 | 512 | forward with tape + backward to all parameter gradients |
 //!
 //! for `lstm`, `gru` and `rnn` (tanh), plus `bilstm2` (2-layer bidirectional LSTM) at S2. Ids are
 //! `<net>/<shape>_<mode>/B<b>_T<t>_I<i>_H<h>`, e.g. `lstm/S2_fwd_bwd/B32_T100_I128_H256`. The
 //! throughput is given in FLOPs ("elements"): `2·T·B·G·H·(I+H)` per layer and direction forward,
 //! 3× that for forward + backward, so criterion's `Gelem/s` reads as GFLOP/s.
+//!
+//! Backward is `backward_params` (no gradient of the input data, as PyTorch for an input that does
+//! not require grad, and as `examples/bench.rs` by default).
 //!
 //! Threads: `BENCH_THREADS=N` (default 1) is passed to [`recurrent::set_num_threads`] and, unless
 //! `MATMUL_NUM_THREADS` is already set, to the threaded matrix products as `MATMUL_NUM_THREADS`;
@@ -100,7 +103,7 @@ fn bench_net<C: CellInit<f32>>(
                 bench.iter(|| {
                     let (out, _, tape) = net.forward(x.view(), None, None).expect("shapes fit");
                     black_box(&out);
-                    net.backward(&tape, d_out.view(), None, &mut grads)
+                    net.backward_params(&tape, d_out.view(), None, &mut grads)
                         .expect("shapes fit")
                 })
             },

@@ -1,12 +1,15 @@
 //! How many threads the crate may use.
 //!
 //! The two directions of a bidirectional layer run on two threads when the machine has them and
-//! the sequence is long enough to pay for it (forward and backward). Set the number with
-//! [`set_num_threads`]; `1` keeps the directions on the calling thread. Large matrix products
-//! (the input projections of a whole sequence, the weight gradients) are threaded by
-//! `matrixmultiply` when the crate's `threading` feature is on (the default); their thread count
-//! is read once from the `MATMUL_NUM_THREADS` environment variable (default: the physical cores;
-//! `MATMUL_NUM_THREADS=1` makes them single-threaded). Small products stay single-threaded.
+//! the sequence is long enough to pay for it (forward and backward), and big matrix products (the
+//! input projections of a whole sequence, the weight gradients) split their columns over two
+//! threads. Set the number with [`set_num_threads`]; `1` keeps everything on the calling thread.
+//! The per-step products of the time loop always run on the calling thread (too small to share).
+//!
+//! That covers the crate's own `f32` GEMM (x86-64 with AVX-512). Elsewhere (`f64`, other CPUs)
+//! products go to `matrixmultiply`, threaded when the crate's `threading` feature is on (the
+//! default); its thread count is read once from the `MATMUL_NUM_THREADS` environment variable
+//! (default: the physical cores; `MATMUL_NUM_THREADS=1` makes them single-threaded).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

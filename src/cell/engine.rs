@@ -476,6 +476,8 @@ fn backward_impl<F: Float, K: Kernel<F>>(
     let first = if sched.reverse { 1 } else { 0 };
 
     let mut sums = GradSums::new(w, !K::SEPARATE_REC, chunk * batch);
+    // The input weights laid out once for the per-chunk input gradients `d_xp · W_ih`.
+    let w_ih = want_dx.then(|| Prepared::new(w.weight_ih.view(), chunk * batch));
     let mut s_hi = steps;
     while s_hi > 0 {
         let s_lo = s_hi.saturating_sub(chunk);
@@ -553,10 +555,11 @@ fn backward_impl<F: Float, K: Kernel<F>>(
             .into_shape_with_order((rows, hidden))
             .expect("contiguous");
         sums.add_chunk(d_xp_c, d_rec_c, x_c, h_prev_c, grads);
-        if want_dx {
-            w.input_grad_into(
+        if let Some(w_ih) = &w_ih {
+            w_ih.mul(
                 d_xp_c,
                 &mut dx.slice_mut(s![t_lo * batch..t_lo * batch + rows, ..]),
+                false,
             );
         }
         s_hi = s_lo;
