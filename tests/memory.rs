@@ -59,7 +59,12 @@ fn s2_training_step_peak_memory_is_within_one_and_a_half_tapes_plus_weights() {
     });
     let d_out = Array3::<f32>::from_elem((steps, batch, hidden), 0.01);
     let mut grads = net.zeros_like();
-    let weight_bytes: usize = net.named_arrays().iter().map(|(_, a)| a.len()).sum::<usize>() * 4;
+    let weight_bytes: usize = net
+        .named_arrays()
+        .iter()
+        .map(|(_, a)| a.len())
+        .sum::<usize>()
+        * 4;
 
     let base = LIVE.load(Ordering::SeqCst);
     PEAK.store(base, Ordering::SeqCst);
