@@ -715,6 +715,7 @@ pub(crate) mod avx512 {
         ///
         /// # Safety
         /// `b` must describe valid memory of shape `dim`.
+        #[target_feature(enable = "avx512f")]
         pub(crate) unsafe fn new(b: Mat, dim: (usize, usize)) -> RowPanels {
             let (k, n) = dim;
             let mut data = Aligned::zeros(k * n.div_ceil(W) * W);
@@ -732,9 +733,24 @@ pub(crate) mod avx512 {
                         panel[p * W..p * W + w].copy_from_slice(src);
                     }
                 } else {
-                    // Transposing: 16×16 tiles keep both sides in cache.
+                    // Transposing, 16×16 tiles at a time: in registers when the tile is whole and
+                    // the source contiguous along p, element by element otherwise.
                     for q0 in (0..w).step_by(16) {
                         for p0 in (0..k).step_by(16) {
+                            if b.rs == 1 && q0 + 16 <= w && p0 + 16 <= k {
+                                // SAFETY: the tile lies inside b (checked) and inside the panel.
+                                unsafe {
+                                    let rows = std::array::from_fn(|i| {
+                                        _mm512_loadu_ps(b.at(p0, j0 + q0 + i))
+                                    });
+                                    let cols = transpose16(rows);
+                                    for (c, col) in cols.iter().enumerate() {
+                                        let dst = panel.as_mut_ptr().add((p0 + c) * W + q0);
+                                        _mm512_storeu_ps(dst, *col);
+                                    }
+                                }
+                                continue;
+                            }
                             for q in q0..(q0 + 16).min(w) {
                                 for p in p0..(p0 + 16).min(k) {
                                     // SAFETY: inside b.
@@ -747,6 +763,49 @@ pub(crate) mod avx512 {
             }
             RowPanels { data, k, n }
         }
+    }
+
+    /// The transpose of a 16×16 block given as 16 rows: returns its 16 columns.
+    #[target_feature(enable = "avx512f")]
+    fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+        let ps = _mm512_castpd_ps;
+        let pd = _mm512_castps_pd;
+        // Interleave 32-bit elements of row pairs, then 64-bit pairs: u[4g + j] holds, in each
+        // 128-bit lane l, column 4l + j of rows 4g..4g+4.
+        let t: [__m512; 16] = std::array::from_fn(|i| {
+            let (a, b) = (r[i & !1], r[i | 1]);
+            if i % 2 == 0 {
+                _mm512_unpacklo_ps(a, b)
+            } else {
+                _mm512_unpackhi_ps(a, b)
+            }
+        });
+        let u: [__m512; 16] = std::array::from_fn(|i| {
+            let g = i / 4;
+            let (x, y) = match i % 4 {
+                0 | 1 => (t[4 * g], t[4 * g + 2]),
+                _ => (t[4 * g + 1], t[4 * g + 3]),
+            };
+            if i % 2 == 0 {
+                ps(_mm512_unpacklo_pd(pd(x), pd(y)))
+            } else {
+                ps(_mm512_unpackhi_pd(pd(x), pd(y)))
+            }
+        });
+        // Gather the 128-bit lanes: column j + 4l comes from lane l of u[j], u[4 + j], u[8 + j],
+        // u[12 + j].
+        let mut out = [_mm512_setzero_ps(); 16];
+        for j in 0..4 {
+            let v0 = _mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]);
+            let v1 = _mm512_shuffle_f32x4::<0xDD>(u[j], u[4 + j]);
+            let v2 = _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j]);
+            let v3 = _mm512_shuffle_f32x4::<0xDD>(u[8 + j], u[12 + j]);
+            out[j] = _mm512_shuffle_f32x4::<0x88>(v0, v2);
+            out[j + 8] = _mm512_shuffle_f32x4::<0xDD>(v0, v2);
+            out[j + 4] = _mm512_shuffle_f32x4::<0x88>(v1, v3);
+            out[j + 12] = _mm512_shuffle_f32x4::<0xDD>(v1, v3);
+        }
+        out
     }
 
     /// `c (+)= a·b` for few rows of `a` (`m`, depth `b.k`), `b` in panels, `c` of unit column
