@@ -92,8 +92,7 @@ pub trait Params<F: Float>: Clone {
     /// Layers record it in their tapes so that `backward` can refuse a tape recorded before the
     /// weights changed (e.g. by an optimizer step), instead of returning wrong gradients.
     fn fingerprint(&self) -> u64 {
-        // splitmix64's finaliser spreads every input bit over the whole word (an f32 widened to
-        // f64 has 29 zero low bits, which a plain multiply would leave out of the low half).
+        // splitmix64's finaliser spreads every bit of a word over the whole word.
         fn mix(mut z: u64) -> u64 {
             z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -108,10 +107,13 @@ pub trait Params<F: Float>: Clone {
             for (l, lane) in lanes.iter_mut().enumerate() {
                 *lane = mix(h ^ l as u64);
             }
+            // `x ↦ (s ^ x)·K` is a bijection for every state `s` (K odd), so a change of one value
+            // always changes the lane; `mix` spreads the lanes' bits at the end.
             #[inline(always)]
             fn feed<F: Float>(lanes: &mut [u64; 8], i: usize, v: F) {
+                const K: u64 = 0x9e37_79b9_7f4a_7c15;
                 let lane = &mut lanes[i % 8];
-                *lane = (*lane ^ mix(Float::as_f64(v).to_bits())).wrapping_mul(PRIME);
+                *lane = (*lane ^ Float::as_f64(v).to_bits()).wrapping_mul(K);
             }
             match a.as_slice_memory_order().filter(|_| a.is_standard_layout()) {
                 Some(values) => {
@@ -217,3 +219,47 @@ macro_rules! impl_params_tuple {
 impl_params_tuple!(0 A, 1 B);
 impl_params_tuple!(0 A, 1 B, 2 C);
 impl_params_tuple!(0 A, 1 B, 2 C, 3 D);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Linear;
+    use ndarray::Array2;
+
+    /// Every single-value change, down to one ulp, and every swap of two values changes the
+    /// fingerprint (arrays long enough to fill the hash's eight lanes and leave a remainder).
+    fn sensitive<F: Float>() {
+        let w = Array2::from_shape_fn((3, 13), |(i, j)| {
+            F::from_f64((i * 13 + j) as f64 * 0.37 - 5.0)
+        });
+        let base = Linear::from_weights(w.clone(), None).unwrap();
+        let f0 = base.fingerprint();
+        assert_eq!(
+            f0,
+            Linear::from_weights(w.clone(), None).unwrap().fingerprint()
+        );
+        for idx in 0..w.len() {
+            let (i, j) = (idx / 13, idx % 13);
+            let mut changed = w.clone();
+            let v = changed[[i, j]];
+            changed[[i, j]] = v + v.abs().max(F::one()) * F::epsilon();
+            let f = Linear::from_weights(changed, None).unwrap().fingerprint();
+            assert_ne!(f, f0, "change at ({i}, {j})");
+            let other = (idx + 8) % w.len();
+            let mut swapped = w.clone();
+            swapped.as_slice_mut().unwrap().swap(idx, other);
+            let f = Linear::from_weights(swapped, None).unwrap().fingerprint();
+            assert_ne!(f, f0, "swap of {idx} and {other}");
+        }
+    }
+
+    #[test]
+    fn fingerprint_sees_every_change_f32() {
+        sensitive::<f32>();
+    }
+
+    #[test]
+    fn fingerprint_sees_every_change_f64() {
+        sensitive::<f64>();
+    }
+}
