@@ -251,7 +251,7 @@ pub(crate) mod avx512 {
     /// Columns of a packed block of `b`.
     const NC: usize = 2048;
     /// Multiply–adds above which a product splits its columns over two threads.
-    const PARALLEL_WORK: usize = 1 << 25;
+    const PARALLEL_WORK: usize = 1 << 28;
 
     /// A zeroed `f32` buffer whose first element sits on a 64-byte boundary, so that 16-lane
     /// loads from panels never straddle two cache lines.
