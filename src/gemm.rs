@@ -251,7 +251,8 @@ pub(crate) mod avx512 {
     /// Columns of a packed block of `b`.
     const NC: usize = 2048;
     /// Multiply–adds above which a product splits its columns over two threads.
-    const PARALLEL_WORK: usize = 1 << 28;
+    /// (Lower in the crate's unit tests, so that their small products take the threaded path.)
+    const PARALLEL_WORK: usize = if cfg!(test) { 1 << 20 } else { 1 << 28 };
 
     /// A zeroed `f32` buffer whose first element sits on a 64-byte boundary, so that 16-lane
     /// loads from panels never straddle two cache lines.
@@ -966,7 +967,10 @@ mod tests {
 
     #[test]
     fn big_products_split_over_threads_match() {
-        // Above the parallel threshold when two threads are allowed.
+        // Above the (test build's) parallel threshold; split when two threads are allowed.
+        crate::set_num_threads(2);
         check(128, 512, 640, false, true, true);
+        check(64, 200, 300, true, false, false);
+        crate::set_num_threads(0);
     }
 }
