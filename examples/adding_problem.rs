@@ -152,7 +152,7 @@ fn train<C: CellInit<f32>>(
         let d_last = head.backward(&head_tape, d_pred.view(), &mut grads.1)?;
         let mut d_out = Array3::zeros(out.dim());
         d_out.slice_mut(s![t - 1, .., ..]).assign(&d_last);
-        net.backward(&tape, d_out.view(), None, &mut grads.0)?;
+        net.backward_params(&tape, d_out.view(), None, &mut grads.0)?;
         // A NaN/∞ gradient would be refused here; skip that update rather than stop.
         if clip_grad_norm(&mut grads, args.clip as f32).is_ok() {
             opt.step(&mut model, &grads)?;

@@ -489,7 +489,7 @@ fn run<C: CellInit<f32>>(args: &Args, corpus: &Corpus) -> recurrent::Result<()> 
             let (loss, d_logits) = cross_entropy_loss(logits.view(), y, None)?;
             grads.fill_zero();
             let dh = head.backward(&head_tape, d_logits.view(), &mut grads.1)?;
-            net.backward(&tape, dh.view(), None, &mut grads.0)?; // cut at the window's start
+            net.backward_params(&tape, dh.view(), None, &mut grads.0)?; // cut at the window's start
             clip_grad_norm(&mut grads, args.clip as f32)?;
             opt.step(&mut model, &grads)?;
             sched.step();

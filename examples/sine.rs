@@ -125,7 +125,7 @@ fn run() -> recurrent::Result<()> {
         let (loss, d_pred) = mse_loss(pred.view(), y.view())?;
         grads.fill_zero();
         let dh = head.backward(&head_tape, d_pred.view(), &mut grads.1)?;
-        lstm.backward(&tape, dh.view(), None, &mut grads.0)?;
+        lstm.backward_params(&tape, dh.view(), None, &mut grads.0)?;
         clip_grad_norm(&mut grads, 1.0)?;
         opt.step(&mut model, &grads)?;
 

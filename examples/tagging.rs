@@ -215,7 +215,7 @@ fn train(label: &str, mut model: Model, args: &Args, test: &Batch) -> recurrent:
         let (loss, d_logits) = cross_entropy_loss(logits.view(), batch.y.view(), lengths)?;
         grads.fill_zero();
         let dh = head.backward(&head_tape, d_logits.view(), &mut grads.1)?;
-        net.backward(&tape, dh.view(), None, &mut grads.0)?;
+        net.backward_params(&tape, dh.view(), None, &mut grads.0)?;
         if clip_grad_norm(&mut grads, args.clip as f32).is_ok() {
             opt.step(&mut model, &grads)?;
         }

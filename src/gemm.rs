@@ -585,7 +585,8 @@ pub(crate) mod avx512 {
             return;
         }
         if let BSource::Raw(braw) = b {
-            if m * n * k >= PARALLEL_WORK && n >= 2 * NR && crate::threads::num_threads() >= 2 {
+            let work = m.saturating_mul(n).saturating_mul(k);
+            if work >= PARALLEL_WORK && n >= 2 * NR && crate::threads::num_threads() >= 2 {
                 let half = (n / 2).div_ceil(NR) * NR;
                 let (c_left, c_right) = (
                     c,
@@ -849,8 +850,8 @@ pub(crate) mod avx512 {
                 }
                 let mut acc = [_mm512_setzero_ps(); 8];
                 if accumulate {
-                    for q in 0..8 {
-                        // SAFETY: masked to the valid columns.
+                    for q in (0..8).filter(|&q| masks[q] != 0) {
+                        // SAFETY: masked to the valid columns, which start inside the row.
                         acc[q] = unsafe { _mm512_maskz_loadu_ps(masks[q], cr.add(j0 + 16 * q)) };
                     }
                 }
@@ -866,8 +867,8 @@ pub(crate) mod avx512 {
                         bp = bp.add(W);
                     }
                 }
-                for q in 0..8 {
-                    // SAFETY: masked to the valid columns.
+                for q in (0..8).filter(|&q| masks[q] != 0) {
+                    // SAFETY: masked to the valid columns, which start inside the row.
                     unsafe { _mm512_mask_storeu_ps(cr.add(j0 + 16 * q), masks[q], acc[q]) };
                 }
             }
@@ -936,6 +937,7 @@ mod tests {
             (17, 65, 300),
             (32, 1024, 256),
             (300, 70, 513),
+            (7, 2100, 300),
             (2, 3, 0),
             (0, 4, 3),
         ] {
@@ -963,6 +965,25 @@ mod tests {
             assert!((c[[i, j]] as f64 - w).abs() < 1e-4, "({i},{j})");
         }
         assert!(big.slice(s![.., 1..;2]).iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn prepared_products_into_strided_outputs() {
+        for m in [1, 3, 9] {
+            let a = filled(m, 40, 7, false);
+            let b = filled(40, 150, 8, true);
+            let want = naive(&a.view(), &b.view());
+            let mut big = Array2::<f32>::from_elem((m, 300), 1.0);
+            let mut c = big.slice_mut(s![.., ..;2]); // column stride 2
+            Prepared::new(b.view(), m).mul(a.view(), &mut c, true);
+            for ((i, j), &w) in want.indexed_iter() {
+                assert!(
+                    (c[[i, j]] as f64 - (w + 1.0)).abs() < 1e-4,
+                    "m={m} ({i},{j})"
+                );
+            }
+            assert!(big.slice(s![.., 1..;2]).iter().all(|&v| v == 1.0));
+        }
     }
 
     #[test]

@@ -57,7 +57,7 @@
 //!     let (loss, d_pred) = mse_loss(pred.view(), y.view())?;
 //!     let mut grads = model.zeros_like();
 //!     let dh = head.backward(&head_tape, d_pred.view(), &mut grads.1)?;
-//!     lstm.backward(&tape, dh.view(), None, &mut grads.0)?;
+//!     lstm.backward_params(&tape, dh.view(), None, &mut grads.0)?; // x needs no gradient
 //!     clip_grad_norm(&mut grads, 1.0)?;
 //!     opt.apply_schedule(&schedule)?;
 //!     opt.step(&mut model, &grads)?;

@@ -62,17 +62,22 @@ fn take<F: Float>(len: usize) -> Option<Vec<F>> {
         return None;
     }
     with_pool::<F, _>(|p| {
-        // The smallest buffer that holds `len` values and is not more than twice as large.
+        // The smallest buffer that holds `len` values and is not more than twice as large
+        // (by capacity: what the buffer really holds).
         let best = p
             .bufs
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.len() >= len && b.len() <= 2 * len)
-            .min_by_key(|(_, b)| b.len())
+            .filter(|(_, b)| b.capacity() >= len && b.capacity() <= 2 * len)
+            .min_by_key(|(_, b)| b.capacity())
             .map(|(i, _)| i)?;
         let mut v = p.bufs.swap_remove(best);
-        p.bytes -= v.len() * std::mem::size_of::<F>();
-        v.truncate(len);
+        p.bytes -= v.capacity() * std::mem::size_of::<F>();
+        if v.len() >= len {
+            v.truncate(len);
+        } else {
+            v.resize(len, F::zero());
+        }
         Some(v)
     })
     .flatten()
@@ -80,7 +85,7 @@ fn take<F: Float>(len: usize) -> Option<Vec<F>> {
 
 /// Gives a buffer back to the pool (or frees it if it is small or the pool is full).
 pub(crate) fn give<F: Float>(v: Vec<F>) {
-    let bytes = v.len() * std::mem::size_of::<F>();
+    let bytes = v.capacity() * std::mem::size_of::<F>();
     if !(MIN_BYTES..=LIMIT_BYTES).contains(&bytes) {
         return;
     }
@@ -88,7 +93,7 @@ pub(crate) fn give<F: Float>(v: Vec<F>) {
         let mut evicted = Vec::new();
         while p.bytes + bytes > LIMIT_BYTES && !p.bufs.is_empty() {
             let old = p.bufs.remove(0);
-            p.bytes -= old.len() * std::mem::size_of::<F>();
+            p.bytes -= old.capacity() * std::mem::size_of::<F>();
             evicted.push(old);
         }
         p.bufs.push(v);
@@ -126,6 +131,9 @@ where
 /// memory instead of faulting fresh pages in (10–15% of a training step otherwise). The pool keeps
 /// at most 512 MiB per float type and frees its oldest buffers first; call this when training is
 /// over to give the memory back at once.
+///
+/// Not covered: each thread that ran a large `f32` matrix product keeps its packing buffers
+/// (about 2.5 MB) for as long as it lives.
 ///
 /// # Examples
 ///

@@ -249,6 +249,63 @@ impl<C> Recurrent<C> {
     where
         C: Cell<F>,
     {
+        self.backward_with(tape, d_output, d_final, grads, |cell, t, d, s, g| {
+            cell.backward_sequence(t, d, s, g)
+        })
+    }
+
+    /// [`Recurrent::backward`] without the gradient of the input: adds the parameter gradients
+    /// into `grads` and returns only `d_init`.
+    ///
+    /// For inputs that are data and need no gradient (PyTorch skips it for inputs that do not
+    /// require grad); the built-in cells then skip the input-gradient product.
+    ///
+    /// # Errors
+    ///
+    /// As [`Recurrent::backward`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rand::SeedableRng;
+    /// use ndarray::Array3;
+    /// use recurrent::{LstmCell, Params, Recurrent};
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let layer = Recurrent::new(LstmCell::<f64>::new(3, 4, &mut rng)?);
+    /// let x = Array3::<f64>::ones((5, 2, 3)); // (T, B, I)
+    /// let (out, _, tape) = layer.forward(x.view(), None)?;
+    /// let mut grads = layer.zeros_like();
+    /// let d_init = layer.backward_params(&tape, out.view(), None, &mut grads)?;
+    /// assert_eq!(d_init.h.dim(), (2, 4));
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn backward_params<F: Float>(
+        &self,
+        tape: &Tape<C::Tape>,
+        d_output: ArrayView3<'_, F>,
+        d_final: Option<&C::State>,
+        grads: &mut Self,
+    ) -> Result<C::State>
+    where
+        C: Cell<F>,
+    {
+        self.backward_with(tape, d_output, d_final, grads, |cell, t, d, s, g| {
+            cell.backward_sequence_params(t, d, s, g)
+        })
+    }
+
+    /// Checks the arguments of a backward pass, then runs `run` on the cell.
+    fn backward_with<F: Float, R>(
+        &self,
+        tape: &Tape<C::Tape>,
+        d_output: ArrayView3<'_, F>,
+        d_final: Option<&C::State>,
+        grads: &mut Self,
+        run: impl FnOnce(&C, &C::Tape, ArrayView3<'_, F>, &C::State, &mut C) -> R,
+    ) -> Result<R>
+    where
+        C: Cell<F>,
+    {
         let (input, hidden) = (self.cell.input_size(), self.cell.hidden_size());
         if (tape.input_size, tape.hidden_size) != (input, hidden) {
             return Err(Error::Mismatch(format!(
@@ -278,9 +335,13 @@ impl<C> Recurrent<C> {
                 &zero
             }
         };
-        Ok(self
-            .cell
-            .backward_sequence(&tape.inner, d_output, d_final, &mut grads.cell))
+        Ok(run(
+            &self.cell,
+            &tape.inner,
+            d_output,
+            d_final,
+            &mut grads.cell,
+        ))
     }
 }
 

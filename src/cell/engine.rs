@@ -5,13 +5,19 @@
 //!
 //! * the input projections of all steps in **one GEMM** `(T·B, I) × (I, G·H)`;
 //! * per step one recurrent GEMM `(B, H) × (H, G·H)` and the kernel on each row;
-//! * backward collects the gate gradients of all steps and forms `dW_ih`, `dW_hh` and `dX` with one
-//!   GEMM each; per step only `dh_prev = d_rec_t W_hh`;
+//! * backward walks time in chunks of about 512 gate rows (`CHUNK_ROWS / B` steps): per step only
+//!   `dh_prev = d_rec_t W_hh`; per chunk one GEMM for the weight gradients (`[dW_ih | dW_hh] =
+//!   d_xpᵀ [X | H_prev]` for RNN and LSTM, two for GRU) and one for `dX`. Chunks rather than the
+//!   whole sequence: the gate-gradient buffer stays cache-sized and the peak memory of a training
+//!   step stays close to the tape's size (tested at the S2 shape), at the same GEMM efficiency;
+//! * the recurrent weights (and, for `dX`, the input weights) are laid out for the GEMM once per
+//!   sequence ([`crate::gemm`]); tape and scratch buffers come from a pool that dropped tapes
+//!   refill ([`crate::pool`]), so a training loop does not page-fault fresh memory every step;
 //! * a direction (forward or reversed time, without copying the input) and per-sequence lengths:
 //!   a row is *active* at time `t` iff `t < length`; inactive rows carry their state unchanged,
 //!   output zeros, and pass gradients through untouched.
 //!
-//! Every buffer is allocated before the time loop.
+//! Every buffer is allocated before the time loop (tested with a counting allocator).
 //!
 //! States live in time-indexed *slots* so that the previous states of all steps are one
 //! contiguous block in time order (for the `dW_hh` GEMM): forward, slot `t` holds the state before
@@ -209,8 +215,11 @@ pub(crate) fn run<F: Float, K: Kernel<F>>(
 ) -> RunOutput<F> {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, as just checked.
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA, as just checked.
             return unsafe { run_avx512(kernel, w, x, h0, c0, sched, keep) };
         }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -328,6 +337,7 @@ fn run_impl<F: Float, K: Kernel<F>>(
                 // Padding: the state is carried unchanged and the output stays zero.
                 h_next.row_mut(r).assign(&h_prev.row(r));
                 c_next.row_mut(r).assign(&c_prev.row(r));
+                aux_t.row_mut(r).fill(F::zero());
             }
         }
     }
@@ -370,8 +380,11 @@ pub(crate) fn backward<F: Float, K: Kernel<F>>(
 ) -> (Array3<F>, Array2<F>, Array2<F>) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, as just checked.
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA, as just checked.
             return unsafe {
                 backward_avx512(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
             };
