@@ -170,6 +170,8 @@ def main():
                 sel += ["--shape", shape]
             if args.reps is not None:
                 sel += ["--reps", str(args.reps)]
+            if args.input_grad:
+                sel.append("--input-grad")
             rust += run([exe, *sel], "recurrent")
             torch_out += run([*torch_cmd, *sel], "PyTorch")
     if args.out_dir:
