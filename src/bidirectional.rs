@@ -330,6 +330,64 @@ impl<C> Bidirectional<C> {
     where
         C: Cell<F>,
     {
+        let (dx, d_init) = self.backward_impl(tape, d_output, d_final, grads, true)?;
+        Ok((dx.expect("input gradient asked for"), d_init))
+    }
+
+    /// [`Bidirectional::backward`] without the gradient of the input: adds the parameter
+    /// gradients into `grads` and returns only `d_init` `(2, B, H)`.
+    ///
+    /// For inputs that are data and need no gradient (PyTorch skips it for inputs that do not
+    /// require grad); the built-in cells then skip the input-gradient product.
+    ///
+    /// # Errors
+    ///
+    /// As [`Bidirectional::backward`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rand::SeedableRng;
+    /// use ndarray::Array3;
+    /// use recurrent::{Bidirectional, GruCell, MergeMode, Params};
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let layer = Bidirectional::new(
+    ///     GruCell::<f64>::new(3, 4, &mut rng)?,
+    ///     GruCell::<f64>::new(3, 4, &mut rng)?,
+    /// )?
+    /// .with_merge(MergeMode::Sum);
+    /// let x = Array3::<f64>::ones((5, 2, 3)); // (T, B, I)
+    /// let (out, _, tape) = layer.forward(x.view(), None, None)?; // out: (T, B, H)
+    /// let mut grads = layer.zeros_like();
+    /// let d_init = layer.backward_params(&tape, out.view(), None, &mut grads)?;
+    /// assert_eq!(d_init.dim(), (2, 2, 4));
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn backward_params<F: Float>(
+        &self,
+        tape: &BiTape<F, C::Tape>,
+        d_output: ArrayView3<'_, F>,
+        d_final: Option<&Stacked<F, C>>,
+        grads: &mut Self,
+    ) -> Result<Stacked<F, C>>
+    where
+        C: Cell<F>,
+    {
+        Ok(self.backward_impl(tape, d_output, d_final, grads, false)?.1)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn backward_impl<F: Float>(
+        &self,
+        tape: &BiTape<F, C::Tape>,
+        d_output: ArrayView3<'_, F>,
+        d_final: Option<&Stacked<F, C>>,
+        grads: &mut Self,
+        want_dx: bool,
+    ) -> Result<(Option<Array3<F>>, Stacked<F, C>)>
+    where
+        C: Cell<F>,
+    {
         let hidden = self.forward.hidden_size();
         if (tape.input_size, tape.hidden_size) != (self.forward.input_size(), hidden) {
             return Err(Error::Mismatch(format!(
@@ -383,18 +441,27 @@ impl<C> Bidirectional<C> {
         };
         let parallel = parallel_worth_it(&self.forward, (tape.steps, tape.batch, 0));
         let (g_f, g_b) = (&mut grads.forward, &mut grads.backward);
-        let ((mut dx, d0_f), (dx_b, d0_b)) = threads::join(
+        let back = |cell: &C, k: usize, d: ArrayView3<'_, F>, g: &mut C| {
+            if want_dx {
+                let (dx, d0) = cell.backward_sequence(&tape.tapes[k], d, &d_finals[k], g);
+                (Some(dx), d0)
+            } else {
+                let d0 = cell.backward_sequence_params(&tape.tapes[k], d, &d_finals[k], g);
+                (None, d0)
+            }
+        };
+        let ((dx, d0_f), (dx_b, d0_b)) = threads::join(
             parallel,
-            || {
-                self.forward
-                    .backward_sequence(&tape.tapes[0], d_f, &d_finals[0], g_f)
-            },
-            || {
-                self.backward
-                    .backward_sequence(&tape.tapes[1], d_b, &d_finals[1], g_b)
-            },
+            || back(&self.forward, 0, d_f, g_f),
+            || back(&self.backward, 1, d_b, g_b),
         );
-        dx += &dx_b;
+        let dx = match (dx, dx_b) {
+            (Some(mut dx), Some(dx_b)) => {
+                dx += &dx_b;
+                Some(dx)
+            }
+            _ => None,
+        };
         Ok((dx, C::State::stack(&[d0_f, d0_b])))
     }
 }

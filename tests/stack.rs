@@ -723,3 +723,54 @@ fn backward_params_equals_backward_without_dx() {
         params_only_equals_full_backward::<RnnCell<f64>>(config, 720);
     }
 }
+
+/// The single-layer types' `backward_params` agree with their `backward` too.
+#[test]
+fn layer_backward_params_equal_backward_without_dx() {
+    fn check<C: Cell<f64> + Clone>(make: impl Fn(u64) -> C) {
+        let mut r = rng(730);
+        let x: Array3<f64> = randn3((T, B, I), 1.0, &mut r);
+        let d_out: Array3<f64> = randn3((T, B, H), 1.0, &mut r);
+        let layer = recurrent::Recurrent::new(make(1));
+        let (_, _, tape) = layer.forward(x.view(), None).unwrap();
+        let (mut g_full, mut g_params) = (layer.zeros_like(), layer.zeros_like());
+        let (_, d0) = layer
+            .backward(&tape, d_out.view(), None, &mut g_full)
+            .unwrap();
+        let d0p = layer
+            .backward_params(&tape, d_out.view(), None, &mut g_params)
+            .unwrap();
+        assert_eq!(g_full.named_arrays(), g_params.named_arrays());
+        for ((_, a), (_, b)) in d0.parts().into_iter().zip(d0p.parts()) {
+            assert_eq!(a, b);
+        }
+        assert!(g_full.global_norm() > 0.0);
+        for merge in [
+            MergeMode::Concat,
+            MergeMode::Sum,
+            MergeMode::Mean,
+            MergeMode::Mul,
+        ] {
+            let bi = Bidirectional::new(make(2), make(3))
+                .unwrap()
+                .with_merge(merge);
+            let (out, _, tape) = bi.forward(x.view(), None, Some(&MIXED)).unwrap();
+            let d: Array3<f64> = randn3(out.dim(), 1.0, &mut r);
+            let (mut g_full, mut g_params) = (bi.zeros_like(), bi.zeros_like());
+            let (_, d0) = bi.backward(&tape, d.view(), None, &mut g_full).unwrap();
+            let d0p = bi
+                .backward_params(&tape, d.view(), None, &mut g_params)
+                .unwrap();
+            assert_eq!(g_full.named_arrays(), g_params.named_arrays(), "{merge:?}");
+            for ((_, a), (_, b)) in C::State::stacked_parts(&d0)
+                .into_iter()
+                .zip(C::State::stacked_parts(&d0p))
+            {
+                assert_eq!(a, b, "{merge:?}");
+            }
+        }
+    }
+    check(|s| LstmCell::<f64>::new(I, H, &mut rng(740 + s)).unwrap());
+    check(|s| GruCell::<f64>::new(I, H, &mut rng(750 + s)).unwrap());
+    check(|s| RnnCell::<f64>::new(I, H, Nonlinearity::Tanh, &mut rng(760 + s)).unwrap());
+}
