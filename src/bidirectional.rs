@@ -2,7 +2,7 @@
 
 use ndarray::{s, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, Axis, Zip};
 
-use crate::cell::{Cell, Schedule, SequenceTape, State};
+use crate::cell::{backward_sequence_with, Cell, Schedule, SequenceTape, State};
 use crate::check;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
@@ -442,13 +442,7 @@ impl<C> Bidirectional<C> {
         let parallel = parallel_worth_it(&self.forward, (tape.steps, tape.batch, 0));
         let (g_f, g_b) = (&mut grads.forward, &mut grads.backward);
         let back = |cell: &C, k: usize, d: ArrayView3<'_, F>, g: &mut C| {
-            if want_dx {
-                let (dx, d0) = cell.backward_sequence(&tape.tapes[k], d, &d_finals[k], g);
-                (Some(dx), d0)
-            } else {
-                let d0 = cell.backward_sequence_params(&tape.tapes[k], d, &d_finals[k], g);
-                (None, d0)
-            }
+            backward_sequence_with(cell, &tape.tapes[k], d, &d_finals[k], g, want_dx)
         };
         let ((dx, d0_f), (dx_b, d0_b)) = threads::join(
             parallel,

@@ -6,7 +6,8 @@ use rand::{Rng, RngExt};
 
 use crate::bidirectional::{concat, parallel_worth_it, run_directions};
 use crate::cell::{
-    Cell, CellWeights, GruCell, LstmCell, Nonlinearity, RnnCell, SequenceTape, State,
+    backward_sequence_with, Cell, CellWeights, GruCell, LstmCell, Nonlinearity, RnnCell,
+    SequenceTape, State,
 };
 use crate::check;
 use crate::error::{shape_err, Error, Result};
@@ -952,13 +953,7 @@ impl<C> RecurrentStack<C> {
                 let k = l * d + dir;
                 let d_dir = d_cur_ref.slice(s![.., .., dir * hidden..(dir + 1) * hidden]);
                 let (tape_k, d_final_k) = (&tape.tapes[k], &d_finals_ref[k]);
-                if input_grad {
-                    let (dx, d0) = cells[dir].backward_sequence(tape_k, d_dir, d_final_k, g);
-                    (Some(dx), d0)
-                } else {
-                    let d0 = cells[dir].backward_sequence_params(tape_k, d_dir, d_final_k, g);
-                    (None, d0)
-                }
+                backward_sequence_with(&cells[dir], tape_k, d_dir, d_final_k, g, input_grad)
             };
             let results = match grads.layers[l].as_mut_slice() {
                 [g0] => vec![back(0, g0)],

@@ -544,7 +544,8 @@ fn backward_impl<F: Float, K: Kernel<F>>(
                     }
                 }
             }
-            dh_next.assign(&direct);
+            // Every row of `direct` was just written: it becomes `dh_next` without a copy.
+            std::mem::swap(&mut dh_next, &mut direct);
             let d_rec_t = if K::SEPARATE_REC {
                 drec_t.view()
             } else {

@@ -133,6 +133,30 @@ impl<F: Float> Kernel<F> for GruKernel {
 }
 
 impl<F: Float> GruCell<F> {
+    /// The engine's backward; `dx` is `(T, B, 0)` without `input_grad`.
+    #[track_caller]
+    fn backward_engine(
+        &self,
+        tape: &SequenceTape<F>,
+        d_output: ArrayView3<'_, F>,
+        d_final: &Array2<F>,
+        grads: &mut Self,
+        input_grad: bool,
+    ) -> (Array3<F>, Array2<F>) {
+        let none = Array2::zeros((d_final.nrows(), 0));
+        let (dx, dh, _) = engine::backward(
+            &GruKernel,
+            &self.weights,
+            tape,
+            d_output,
+            d_final.view(),
+            none.view(),
+            &mut grads.weights,
+            input_grad,
+        );
+        (dx, dh)
+    }
+
     /// A cell with biases and PyTorch's default initialisation, `uniform(−1/√H, 1/√H)`.
     ///
     /// # Errors
@@ -281,18 +305,7 @@ impl<F: Float> Cell<F> for GruCell<F> {
         d_final: &Array2<F>,
         grads: &mut Self,
     ) -> (Array3<F>, Array2<F>) {
-        let none = Array2::zeros((d_final.nrows(), 0));
-        let (dx, dh, _) = engine::backward(
-            &GruKernel,
-            &self.weights,
-            tape,
-            d_output,
-            d_final.view(),
-            none.view(),
-            &mut grads.weights,
-            true,
-        );
-        (dx, dh)
+        self.backward_engine(tape, d_output, d_final, grads, true)
     }
 
     #[track_caller]
@@ -303,17 +316,7 @@ impl<F: Float> Cell<F> for GruCell<F> {
         d_final: &Array2<F>,
         grads: &mut Self,
     ) -> Array2<F> {
-        let none = Array2::zeros((d_final.nrows(), 0));
-        engine::backward(
-            &GruKernel,
-            &self.weights,
-            tape,
-            d_output,
-            d_final.view(),
-            none.view(),
-            &mut grads.weights,
-            false,
-        )
-        .1
+        self.backward_engine(tape, d_output, d_final, grads, false)
+            .1
     }
 }

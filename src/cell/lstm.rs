@@ -207,6 +207,29 @@ impl<F: Float> Kernel<F> for LstmKernel {
 }
 
 impl<F: Float> LstmCell<F> {
+    /// The engine's backward; `dx` is `(T, B, 0)` without `input_grad`.
+    #[track_caller]
+    fn backward_engine(
+        &self,
+        tape: &SequenceTape<F>,
+        d_output: ArrayView3<'_, F>,
+        d_final: &LstmState<F>,
+        grads: &mut Self,
+        input_grad: bool,
+    ) -> (Array3<F>, LstmState<F>) {
+        let (dx, h, c) = engine::backward(
+            &LstmKernel,
+            &self.weights,
+            tape,
+            d_output,
+            d_final.h.view(),
+            d_final.c.view(),
+            &mut grads.weights,
+            input_grad,
+        );
+        (dx, LstmState { h, c })
+    }
+
     /// A cell with biases and PyTorch's default initialisation, `uniform(−1/√H, 1/√H)`.
     ///
     /// # Errors
@@ -383,17 +406,7 @@ impl<F: Float> Cell<F> for LstmCell<F> {
         d_final: &LstmState<F>,
         grads: &mut Self,
     ) -> (Array3<F>, LstmState<F>) {
-        let (dx, h, c) = engine::backward(
-            &LstmKernel,
-            &self.weights,
-            tape,
-            d_output,
-            d_final.h.view(),
-            d_final.c.view(),
-            &mut grads.weights,
-            true,
-        );
-        (dx, LstmState { h, c })
+        self.backward_engine(tape, d_output, d_final, grads, true)
     }
 
     #[track_caller]
@@ -404,16 +417,7 @@ impl<F: Float> Cell<F> for LstmCell<F> {
         d_final: &LstmState<F>,
         grads: &mut Self,
     ) -> LstmState<F> {
-        let (_, h, c) = engine::backward(
-            &LstmKernel,
-            &self.weights,
-            tape,
-            d_output,
-            d_final.h.view(),
-            d_final.c.view(),
-            &mut grads.weights,
-            false,
-        );
-        LstmState { h, c }
+        self.backward_engine(tape, d_output, d_final, grads, false)
+            .1
     }
 }

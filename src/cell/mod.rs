@@ -256,6 +256,26 @@ pub trait Cell<F: Float>: Params<F> + Send + Sync {
     }
 }
 
+/// [`Cell::backward_sequence`] if `input_grad`, else [`Cell::backward_sequence_params`] (no `dx`).
+pub(crate) fn backward_sequence_with<F: Float, C: Cell<F>>(
+    cell: &C,
+    tape: &C::Tape,
+    d_output: ArrayView3<'_, F>,
+    d_final: &C::State,
+    grads: &mut C,
+    input_grad: bool,
+) -> (Option<Array3<F>>, C::State) {
+    if input_grad {
+        let (dx, d0) = cell.backward_sequence(tape, d_output, d_final, grads);
+        (Some(dx), d0)
+    } else {
+        (
+            None,
+            cell.backward_sequence_params(tape, d_output, d_final, grads),
+        )
+    }
+}
+
 /// `dst[r] = src[r]` for every part of the state and every row `r` with `rows(r)`.
 fn copy_rows<F: Float, S: State<F>>(dst: &mut S, src: &S, rows: impl Fn(usize) -> bool) {
     for (mut d, (_, s)) in dst.parts_mut().into_iter().zip(src.parts()) {

@@ -1,6 +1,6 @@
 //! PyTorch's parameter layout shared by every cell, and the matrix products of the fast path.
 
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMutD, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
@@ -239,13 +239,8 @@ impl<F: Float> CellWeights<F> {
     /// `d_xp W_ih`: the gradient of the inputs, `(N, I)`, in standard layout.
     pub(crate) fn input_grad(&self, d_xp: ArrayView2<'_, F>) -> Array2<F> {
         let mut dx = Array2::zeros((d_xp.nrows(), self.weight_ih.ncols()));
-        self.input_grad_into(d_xp, &mut dx.view_mut());
+        gemm(d_xp, self.weight_ih.view(), &mut dx.view_mut(), false);
         dx
-    }
-
-    /// Writes `d_xp W_ih` into `dx` `(N, I)`.
-    pub(crate) fn input_grad_into(&self, d_xp: ArrayView2<'_, F>, dx: &mut ArrayViewMut2<'_, F>) {
-        gemm(d_xp, self.weight_ih.view(), dx, false);
     }
 }
 
