@@ -2,12 +2,11 @@
 
 use ndarray::{s, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, Axis, Zip};
 
-use crate::cell::{backward_sequence_with, Cell, Schedule, SequenceTape, State};
+use crate::cell::{backward_sequence_with, Cell, Schedule, SequenceTape, Stacked, State};
 use crate::check;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
 use crate::params::{check_fingerprint, check_same_layout, Params};
-use crate::stack::Stacked;
 use crate::threads;
 
 /// How a bidirectional layer combines the outputs of its two directions (Keras' `merge_mode`).

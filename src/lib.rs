@@ -84,6 +84,7 @@ mod bidirectional;
 pub mod cell;
 mod check;
 pub mod checkpoint;
+mod config;
 mod error;
 mod float;
 mod gemm;
@@ -99,7 +100,11 @@ mod stack;
 mod threads;
 
 pub use bidirectional::{BiTape, Bidirectional, MergeMode};
-pub use cell::{Cell, CellWeights, GruCell, LstmCell, LstmState, Nonlinearity, RnnCell, State};
+pub use cell::CellInit;
+pub use cell::{
+    Cell, CellWeights, GruCell, LstmCell, LstmState, Nonlinearity, RnnCell, Stacked, State,
+};
+pub use config::RecurrentConfig;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use gemm::matmul;
@@ -108,9 +113,7 @@ pub use loss::{cross_entropy_loss, cross_entropy_loss_last, masked_mse_loss, mse
 pub use params::Params;
 pub use pool::{cached_memory, release_memory};
 pub use recurrent::{Forward, Recurrent, Tape};
-pub use stack::{
-    CellInit, Gru, Lstm, RecurrentConfig, RecurrentStack, Rnn, StackForward, StackTape, Stacked,
-};
+pub use stack::{Gru, Lstm, RecurrentStack, Rnn, StackForward, StackTape};
 pub use threads::{num_threads, set_num_threads};
 
 /// The README's code blocks, compiled and run as doctests.

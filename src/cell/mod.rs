@@ -14,12 +14,14 @@
 //! A [`Schedule`] says in which direction a sequence is walked and where each sequence of a
 //! padded batch ends (PyTorch's packed-sequence semantics).
 
+mod builtin;
 mod engine;
 mod gru;
 mod lstm;
 mod rnn;
 mod weights;
 
+pub use builtin::CellInit;
 pub use engine::{Schedule, SequenceTape, StepCache};
 pub use gru::GruCell;
 pub use lstm::{LstmCell, LstmState};
@@ -105,6 +107,9 @@ impl<F: Float> State<F> for Array2<F> {
         vec![self.view_mut()]
     }
 }
+
+/// The stacked state type of a stack of `C` cells: `(L·D, B, H)` per part ([`State::Stacked`]).
+pub type Stacked<F, C> = <<C as Cell<F>>::State as State<F>>::Stacked;
 
 /// One time step of one direction of a recurrent network.
 ///

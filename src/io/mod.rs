@@ -49,6 +49,8 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::Params;
 
+mod pytorch;
+
 /// The tensors of a safetensors file, converted to `F`, by name.
 #[derive(Debug, Clone)]
 pub struct TensorFile<F> {
