@@ -23,16 +23,16 @@ fn lstm(c: &mut Criterion) {
     group.sample_size(20);
     group.throughput(Throughput::Elements(fwd_flops));
     group.bench_function(BenchmarkId::new("infer", &id), |bench| {
-        bench.iter(|| layer.infer(x.view(), None).expect("shapes fit"))
+        bench.iter(|| layer.infer(x.view(), None, None).expect("shapes fit"))
     });
     group.bench_function(BenchmarkId::new("forward_with_tape", &id), |bench| {
-        bench.iter(|| layer.forward(x.view(), None).expect("shapes fit"))
+        bench.iter(|| layer.forward(x.view(), None, None).expect("shapes fit"))
     });
     group.throughput(Throughput::Elements(3 * fwd_flops));
     let mut grads = layer.zeros_like();
     group.bench_function(BenchmarkId::new("forward_backward", &id), |bench| {
         bench.iter(|| {
-            let (_, _, tape) = layer.forward(x.view(), None).expect("shapes fit");
+            let (_, _, tape) = layer.forward(x.view(), None, None).expect("shapes fit");
             layer
                 .backward(&tape, d_out.view(), None, &mut grads)
                 .expect("shapes fit")

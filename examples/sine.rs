@@ -120,7 +120,7 @@ fn run() -> recurrent::Result<()> {
     for step in 1..=args.steps {
         let (x, y, _) = batch(&mut rng, args.len, args.batch);
         let (lstm, head) = &model;
-        let (h, _, tape) = lstm.forward(x.view(), None)?;
+        let (h, _, tape) = lstm.forward(x.view(), None, None)?;
         let (pred, head_tape) = head.forward(h.view())?;
         let (loss, d_pred) = mse_loss(pred.view(), y.view())?;
         grads.fill_zero();
@@ -135,7 +135,7 @@ fn run() -> recurrent::Result<()> {
     // Test on fresh windows, without a tape.
     let mut test_rng = StdRng::seed_from_u64(args.seed.wrapping_add(1_000_003));
     let (x, y, y_clean) = batch(&mut test_rng, args.len, 256);
-    let (h, _) = model.0.infer(x.view(), None)?;
+    let (h, _) = model.0.infer(x.view(), None, None)?;
     let pred = model.1.infer(h.view())?;
     // Skip the first 10 steps, where the LSTM has not yet seen enough of the wave.
     let tail = s![10.., .., ..];

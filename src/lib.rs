@@ -80,7 +80,6 @@
 #![deny(missing_docs)]
 
 pub mod batch;
-mod bidirectional;
 pub mod cell;
 mod check;
 pub mod checkpoint;
@@ -90,16 +89,14 @@ mod float;
 mod gemm;
 pub mod init;
 pub mod io;
+pub mod layer;
 mod linear;
 mod loss;
 pub mod optim;
 mod params;
 mod pool;
-mod recurrent;
-mod stack;
 mod threads;
 
-pub use bidirectional::{BiTape, Bidirectional, MergeMode};
 pub use cell::CellInit;
 pub use cell::{
     Cell, CellWeights, GruCell, LstmCell, LstmState, Nonlinearity, RnnCell, Stacked, State,
@@ -108,12 +105,13 @@ pub use config::RecurrentConfig;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use gemm::matmul;
+pub use layer::{
+    Bidirectional, Gru, LayerTape, Lstm, MergeMode, Recurrent, RecurrentStack, Rnn, StackTape,
+};
 pub use linear::{Linear, LinearTape};
 pub use loss::{cross_entropy_loss, cross_entropy_loss_last, masked_mse_loss, mse_loss};
 pub use params::Params;
 pub use pool::{cached_memory, release_memory};
-pub use recurrent::{Forward, Recurrent, Tape};
-pub use stack::{Gru, Lstm, RecurrentStack, Rnn, StackForward, StackTape};
 pub use threads::{num_threads, set_num_threads};
 
 /// The README's code blocks, compiled and run as doctests.

@@ -25,18 +25,18 @@ fn msg<T: std::fmt::Debug>(r: recurrent::Result<T>) -> (Error, String) {
 fn input_with_wrong_feature_count() {
     let layer = lstm(16, 4);
     let x = Array3::<f64>::zeros((5, 2, 17));
-    let (e, m) = msg(layer.forward(x.view(), None));
+    let (e, m) = msg(layer.forward(x.view(), None, None));
     assert!(matches!(e, Error::Shape { .. }));
     assert!(m.contains("17 features given, the layer expects 16"), "{m}");
     assert!(m.contains("[5, 2, 17]"), "{m}");
-    assert!(layer.infer(x.view(), None).is_err());
+    assert!(layer.infer(x.view(), None, None).is_err());
 }
 
 #[test]
 fn empty_sequence_or_batch() {
     let layer = lstm(3, 4);
     for shape in [(0, 2, 3), (4, 0, 3)] {
-        let (e, m) = msg(layer.forward(Array3::<f64>::zeros(shape).view(), None));
+        let (e, m) = msg(layer.forward(Array3::<f64>::zeros(shape).view(), None, None));
         assert!(matches!(e, Error::Shape { .. }), "{m}");
         assert!(m.contains("T ≥ 1 and B ≥ 1"), "{m}");
     }
@@ -50,7 +50,7 @@ fn initial_state_with_wrong_shape() {
         h: Array2::zeros((3, 4)),
         c: Array2::zeros((2, 4)),
     };
-    let (_, m) = msg(layer.forward(x.view(), Some(&bad_h)));
+    let (_, m) = msg(layer.forward(x.view(), Some(&bad_h), None));
     assert!(
         m.starts_with("init.h has shape [3, 4], expected (2, 4)"),
         "{m}"
@@ -59,11 +59,11 @@ fn initial_state_with_wrong_shape() {
         h: Array2::zeros((2, 4)),
         c: Array2::zeros((2, 5)),
     };
-    let (_, m) = msg(layer.infer(x.view(), Some(&bad_c)));
+    let (_, m) = msg(layer.infer(x.view(), Some(&bad_c), None));
     assert!(m.starts_with("init.c has shape [2, 5]"), "{m}");
 
     let rnn = Recurrent::new(RnnCell::<f64>::new(3, 4, Nonlinearity::Tanh, &mut rng(1)).unwrap());
-    let (_, m) = msg(rnn.forward(x.view(), Some(&Array2::zeros((2, 3)))));
+    let (_, m) = msg(rnn.forward(x.view(), Some(&Array2::zeros((2, 3))), None));
     assert!(m.contains("init.h"), "{m}");
 }
 
@@ -71,7 +71,7 @@ fn initial_state_with_wrong_shape() {
 fn backward_with_wrong_gradient_shapes() {
     let layer = lstm(3, 4);
     let x = Array3::<f64>::zeros((5, 2, 3));
-    let (_, _, tape) = layer.forward(x.view(), None).unwrap();
+    let (_, _, tape) = layer.forward(x.view(), None, None).unwrap();
     let mut grads = layer.zeros_like();
     let (_, m) = msg(layer.backward(&tape, Array3::zeros((4, 2, 4)).view(), None, &mut grads));
     assert!(
@@ -98,12 +98,12 @@ fn backward_with_mismatched_grads_or_tape() {
     let layer = lstm(3, 4);
     let other = lstm(3, 5);
     let x = Array3::<f64>::zeros((5, 2, 3));
-    let (_, _, tape) = layer.forward(x.view(), None).unwrap();
+    let (_, _, tape) = layer.forward(x.view(), None, None).unwrap();
     let mut wrong = other.zeros_like();
     let (e, m) = msg(layer.backward(&tape, Array3::zeros((5, 2, 4)).view(), None, &mut wrong));
     assert!(matches!(e, Error::Mismatch(_)), "{m}");
     assert!(m.contains("weight_ih_l0"), "{m}");
-    let (_, _, other_tape) = other.forward(x.view(), None).unwrap();
+    let (_, _, other_tape) = other.forward(x.view(), None, None).unwrap();
     let mut grads = layer.zeros_like();
     let (e, m) = msg(layer.backward(
         &other_tape,
@@ -405,7 +405,7 @@ fn stale_tape_after_weights_changed() {
     let x = Array3::<f64>::ones((3, 2, 3));
 
     let mut layer = lstm(3, 4);
-    let (out, _, tape) = layer.forward(x.view(), None).unwrap();
+    let (out, _, tape) = layer.forward(x.view(), None, None).unwrap();
     let mut g = layer.zeros_like();
     layer
         .backward(&tape, Array3::ones(out.dim()).view(), None, &mut g)

@@ -193,11 +193,11 @@ fn lstm_linear_mse_f64() {
     let x: Array3<f64> = randn3((T, B, I), 1.0, &mut r);
     let target: Array3<f64> = randn3((T, B, 2), 1.0, &mut r);
     let loss = |m: &(Recurrent<LstmCell<f64>>, Linear<f64>)| {
-        let (h, _) = m.0.infer(x.view(), None).unwrap();
+        let (h, _) = m.0.infer(x.view(), None, None).unwrap();
         let y = m.1.infer(h.view()).unwrap();
         mse_loss(y.view(), target.view()).unwrap().0
     };
-    let (h, _, tape) = model.0.forward(x.view(), None).unwrap();
+    let (h, _, tape) = model.0.forward(x.view(), None, None).unwrap();
     let (y, head_tape) = model.1.forward(h.view()).unwrap();
     let (l, dy) = mse_loss(y.view(), target.view()).unwrap();
     assert!((l - loss(&model)).abs() < 1e-14);

@@ -54,11 +54,11 @@ fn same<C: Cell<f64>>(
     let mut r = rng(7);
     let x: Array3<f64> = randn3((t, bsz, i), 1.0, &mut r);
     let d: Array3<f64> = randn3((t, bsz, h), 1.0, &mut r);
-    let (oa, sa, ta) = a.forward(x.view(), Some(&init_a)).unwrap();
-    let (ob, sb, tb) = b.forward(permuted(&x).view(), Some(&init_b)).unwrap();
+    let (oa, sa, ta) = a.forward(x.view(), Some(&init_a), None).unwrap();
+    let (ob, sb, tb) = b.forward(permuted(&x).view(), Some(&init_b), None).unwrap();
     assert_eq!(oa, ob, "{dims:?}");
-    let (ia, _) = a.infer(x.view(), Some(&init_a)).unwrap();
-    let (ib, _) = b.infer(permuted(&x).view(), Some(&init_b)).unwrap();
+    let (ia, _) = a.infer(x.view(), Some(&init_a), None).unwrap();
+    let (ib, _) = b.infer(permuted(&x).view(), Some(&init_b), None).unwrap();
     assert_eq!(ia, ib, "{dims:?}");
     for ((_, p), (_, q)) in sa.parts().into_iter().zip(sb.parts()) {
         assert_eq!(p, q, "{dims:?}");

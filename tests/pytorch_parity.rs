@@ -49,7 +49,7 @@ fn parity<F: Float, C: Cell<F>>(
 ) {
     let name = &fx.name;
     let x: Array3<F> = arr3(fx.get("input"));
-    let (out, last, tape) = layer.forward(x.view(), Some(&init)).unwrap();
+    let (out, last, tape) = layer.forward(x.view(), Some(&init), None).unwrap();
     assert_close(
         &out.view().into_dyn(),
         &fx.get::<F>("output").view(),

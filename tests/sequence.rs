@@ -243,7 +243,7 @@ fn chunks_chain<F: Float, C: Cell<F>>(cell: C, (tol, floor): (f64, f64), seed: u
     let init: C::State = rand_state(B, H, 0.5, &mut r);
     let (w_out, w_final) = loss_weights::<F, C::State>(T, B, H, seed + 1);
 
-    let (out, last, tape) = layer.forward(x.view(), Some(&init)).unwrap();
+    let (out, last, tape) = layer.forward(x.view(), Some(&init), None).unwrap();
     let mut g_full = layer.zeros_like();
     let (dx_full, d0_full) = layer
         .backward(&tape, w_out.view(), Some(&w_final), &mut g_full)
@@ -251,8 +251,8 @@ fn chunks_chain<F: Float, C: Cell<F>>(cell: C, (tol, floor): (f64, f64), seed: u
 
     let split = 3;
     let (x1, x2) = x.view().split_at(Axis(0), split);
-    let (o1, s1, tape1) = layer.forward(x1, Some(&init)).unwrap();
-    let (o2, s2, tape2) = layer.forward(x2, Some(&s1)).unwrap();
+    let (o1, s1, tape1) = layer.forward(x1, Some(&init), None).unwrap();
+    let (o2, s2, tape2) = layer.forward(x2, Some(&s1), None).unwrap();
     let out_chunks = ndarray::concatenate(Axis(0), &[o1.view(), o2.view()]).unwrap();
     assert_close(
         &out_chunks.view().into_dyn(),
@@ -331,7 +331,7 @@ fn truncated_bptt_chains_lstm() {
 fn backward_accumulates_into_grads() {
     let layer = Recurrent::new(LstmCell::<f64>::new(I, H, &mut rng(9)).unwrap());
     let x: Array3<f64> = randn3((T, B, I), 1.0, &mut rng(10));
-    let (out, _, tape) = layer.forward(x.view(), None).unwrap();
+    let (out, _, tape) = layer.forward(x.view(), None, None).unwrap();
     let d = Array3::ones(out.dim());
     let mut once = layer.zeros_like();
     layer.backward(&tape, d.view(), None, &mut once).unwrap();
@@ -367,7 +367,7 @@ fn rnn_hand_computed_1x1() {
     let layer = Recurrent::new(RnnCell::<f64>::from_weights(w, Nonlinearity::Tanh).unwrap());
     let x = Array3::from_shape_vec((2, 1, 1), vec![1.0, 2.0]).unwrap();
     let h0 = arr2(&[[0.4]]);
-    let (out, last, tape) = layer.forward(x.view(), Some(&h0)).unwrap();
+    let (out, last, tape) = layer.forward(x.view(), Some(&h0), None).unwrap();
     let close = |a: f64, b: f64| approx::assert_abs_diff_eq!(a, b, epsilon = 1e-15);
     close(out[(0, 0, 0)], 0.5915193954318164);
     close(out[(1, 0, 0)], 0.8084520490142135);
@@ -446,7 +446,7 @@ fn lstm_hand_computed_1x1_f32() {
         h: arr2(&[[0.5f32]]),
         c: arr2(&[[-1.0f32]]),
     };
-    let (_, last, _) = layer.forward(x.view(), Some(&init)).unwrap();
+    let (_, last, _) = layer.forward(x.view(), Some(&init), None).unwrap();
     assert!((last.c[(0, 0)] - (-0.606_916_6)).abs() < 1e-6);
     assert!((last.h[(0, 0)] - (-0.401_465_2)).abs() < 1e-6);
 }
@@ -456,14 +456,16 @@ fn lstm_hand_computed_1x1_f32() {
 fn none_init_is_zero_state() {
     let layer = Recurrent::new(LstmCell::<f64>::new(I, H, &mut rng(11)).unwrap());
     let x: Array3<f64> = randn3((T, B, I), 1.0, &mut rng(12));
-    let (a, _) = layer.infer(x.view(), None).unwrap();
+    let (a, _) = layer.infer(x.view(), None, None).unwrap();
     let (b, _) = layer
-        .infer(x.view(), Some(&LstmState::zeros(B, H)))
+        .infer(x.view(), Some(&LstmState::zeros(B, H)), None)
         .unwrap();
     assert_eq!(a, b);
     let rnn = Recurrent::new(RnnCell::<f64>::new(I, H, Nonlinearity::Tanh, &mut rng(13)).unwrap());
-    let (a, _) = rnn.infer(x.view(), None).unwrap();
-    let (b, _) = rnn.infer(x.view(), Some(&Array2::zeros((B, H)))).unwrap();
+    let (a, _) = rnn.infer(x.view(), None, None).unwrap();
+    let (b, _) = rnn
+        .infer(x.view(), Some(&Array2::zeros((B, H))), None)
+        .unwrap();
     assert_eq!(a, b);
 }
 
@@ -478,8 +480,8 @@ fn non_contiguous_input() {
         .as_standard_layout()
         .into_owned(); // (B, T, I)
     let view = bt.view().permuted_axes([1, 0, 2]); // (T, B, I), not contiguous
-    let (a, _) = layer.infer(x.view(), None).unwrap();
-    let (b, _) = layer.infer(view, None).unwrap();
+    let (a, _) = layer.infer(x.view(), None, None).unwrap();
+    let (b, _) = layer.infer(view, None, None).unwrap();
     assert_eq!(a, b);
 }
 
@@ -493,7 +495,7 @@ fn large_and_small_batch_paths_agree() {
         let x: Array3<f64> = randn3((5, 8, I), 1.0, &mut r);
         let init: C::State = rand_state(8, H, 0.5, &mut r);
         let (w_out, w_final) = loss_weights::<f64, C::State>(5, 8, H, 32);
-        let (out, last, tape) = layer.forward(x.view(), Some(&init)).unwrap();
+        let (out, last, tape) = layer.forward(x.view(), Some(&init), None).unwrap();
         let mut g = layer.zeros_like();
         let (dx, d0) = layer
             .backward(&tape, w_out.view(), Some(&w_final), &mut g)
@@ -508,7 +510,7 @@ fn large_and_small_batch_paths_agree() {
         };
         for lo in [0, 4] {
             let xs = x.slice(ndarray::s![.., lo..lo + 4, ..]);
-            let (o, l, t) = layer.forward(xs, Some(&half(&init, lo))).unwrap();
+            let (o, l, t) = layer.forward(xs, Some(&half(&init, lo)), None).unwrap();
             assert_close(
                 &o.view().into_dyn(),
                 &out.slice(ndarray::s![.., lo..lo + 4, ..]).into_dyn(),

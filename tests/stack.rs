@@ -732,7 +732,7 @@ fn layer_backward_params_equal_backward_without_dx() {
         let x: Array3<f64> = randn3((T, B, I), 1.0, &mut r);
         let d_out: Array3<f64> = randn3((T, B, H), 1.0, &mut r);
         let layer = recurrent::Recurrent::new(make(1));
-        let (_, _, tape) = layer.forward(x.view(), None).unwrap();
+        let (_, _, tape) = layer.forward(x.view(), None, None).unwrap();
         let (mut g_full, mut g_params) = (layer.zeros_like(), layer.zeros_like());
         let (_, d0) = layer
             .backward(&tape, d_out.view(), None, &mut g_full)

@@ -4,7 +4,7 @@ use crate::cell::{Cell, CellInit, CellWeights, Nonlinearity};
 use crate::config::RecurrentConfig;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::stack::RecurrentStack;
+use crate::layer::RecurrentStack;
 #[cfg(doc)]
 use crate::Rnn;
 

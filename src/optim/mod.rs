@@ -31,7 +31,7 @@
 //! let mut opt = AdamConfig::new(1e-2).build()?;
 //! let x = Array3::<f32>::ones((3, 1, 2));
 //! let before = lstm.clone();
-//! let (out, _, tape) = lstm.forward(x.view(), None)?;
+//! let (out, _, tape) = lstm.forward(x.view(), None, None)?;
 //! let mut grads = lstm.zeros_like();
 //! lstm.backward(&tape, Array3::ones(out.dim()).view(), None, &mut grads)?;
 //! recurrent::optim::clip_grad_norm(&mut grads, 1.0)?;

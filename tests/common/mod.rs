@@ -202,7 +202,7 @@ pub fn analytic<F: Float, C: Cell<F>>(
     w_out: &Array3<F>,
     w_final: &C::State,
 ) -> Grads {
-    let (_, _, tape) = layer.forward(x.view(), Some(init)).unwrap();
+    let (_, _, tape) = layer.forward(x.view(), Some(init), None).unwrap();
     let mut grads = layer.zeros_like();
     let (dx, d_init) = layer
         .backward(&tape, w_out.view(), Some(w_final), &mut grads)
@@ -236,7 +236,7 @@ pub fn gradcheck_layer<F: Float, C: Cell<F>>(
     let hidden = init.h().ncols();
     let (w_out, w_final) = loss_weights::<F, C::State>(steps, batch, hidden, seed);
     let loss = |l: &Recurrent<C>, x: ArrayView3<F>, s: &C::State| {
-        let (o, last) = l.infer(x, Some(s)).unwrap();
+        let (o, last) = l.infer(x, Some(s), None).unwrap();
         weighted_loss(&o, &last, &w_out, &w_final)
     };
     let grads = analytic(layer, x, init, &w_out, &w_final);

@@ -1,20 +1,17 @@
 //! [`RecurrentStack`]: the multi-layer, optionally bidirectional network that `torch.nn.RNN`,
 //! `torch.nn.LSTM` and `torch.nn.GRU` compute, as [`Rnn`], [`Lstm`] and [`Gru`].
 
-use ndarray::{s, Array3, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray, Zip};
+use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray, Zip};
 use rand::{Rng, RngExt};
 
-use crate::bidirectional::{concat, parallel_worth_it, run_directions};
-use crate::cell::{
-    backward_sequence_with, Cell, CellInit, GruCell, LstmCell, Nonlinearity, RnnCell, SequenceTape,
-    Stacked, State,
-};
+use super::tape::StackTape;
+use super::unit::{unstack_or_zeros, MergeMode, Recorded, Unit};
+use crate::cell::{Cell, CellInit, GruCell, LstmCell, Nonlinearity, RnnCell, Stacked, State};
 use crate::check;
 use crate::config::RecurrentConfig;
-use crate::error::{shape_err, Error, Result};
+use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::params::{check_fingerprint, check_same_layout, Params};
-use crate::threads;
+use crate::params::Params;
 
 /// A stack of recurrent layers, each with one or two directions: what `torch.nn.RNN`,
 /// `torch.nn.LSTM` and `torch.nn.GRU` compute (without `proj_size`). Use it through the aliases
@@ -74,8 +71,8 @@ use crate::threads;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecurrentStack<C> {
     config: RecurrentConfig,
-    /// `layers[l][d]`: layer `l`, direction `d`.
-    layers: Vec<Vec<C>>,
+    /// One unit per layer, each with `num_directions` cells.
+    layers: Vec<Unit<C>>,
 }
 
 /// Elman RNN stack, `torch.nn.RNN`.
@@ -84,42 +81,6 @@ pub type Rnn<F> = RecurrentStack<RnnCell<F>>;
 pub type Lstm<F> = RecurrentStack<LstmCell<F>>;
 /// GRU stack, `torch.nn.GRU`.
 pub type Gru<F> = RecurrentStack<GruCell<F>>;
-
-/// What [`RecurrentStack::forward`] saves for [`RecurrentStack::backward`].
-#[derive(Debug, Clone)]
-pub struct StackTape<F: Float, T> {
-    /// One per layer and direction, index `layer · D + direction`.
-    tapes: Vec<T>,
-    /// Dropout masks applied to the outputs of layers `0..L−1` (empty without dropout).
-    masks: Vec<Array3<F>>,
-    steps: usize,
-    batch: usize,
-    config: RecurrentConfig,
-    weights: u64,
-}
-
-impl<F: Float> StackTape<F, SequenceTape<F>> {
-    /// Bytes of memory the tape holds: every layer's and direction's [`SequenceTape::nbytes`]
-    /// plus the dropout masks.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use rand::SeedableRng;
-    /// use ndarray::Array3;
-    /// use recurrent::{Lstm, RecurrentConfig};
-    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    /// let net = Lstm::<f32>::new(RecurrentConfig::new(3, 8), &mut rng)?;
-    /// let (_, _, tape) = net.forward(Array3::<f32>::ones((5, 2, 3)).view(), None, None)?;
-    /// // x (10·3) + gates (10·32) + h and c slots (2·6·2·8) + tanh(c) (5·2·8), 4 bytes each
-    /// assert_eq!(tape.nbytes(), (30 + 320 + 192 + 80) * 4);
-    /// # Ok::<(), recurrent::Error>(())
-    /// ```
-    pub fn nbytes(&self) -> usize {
-        self.tapes.iter().map(SequenceTape::nbytes).sum::<usize>()
-            + self.masks.iter().map(|m| m.len()).sum::<usize>() * std::mem::size_of::<F>()
-    }
-}
 
 /// What the backward pass returns inside: the input gradient (if asked for) and `d_init`.
 type StackBackward<F, C> = (Option<Array3<F>>, Stacked<F, C>);
@@ -139,7 +100,7 @@ impl<C> RecurrentStack<C> {
     ///
     /// If `l >= num_layers`.
     pub fn layer(&self, l: usize) -> &[C] {
-        &self.layers[l]
+        self.layers[l].cells()
     }
 
     /// Features per output step: `D · hidden_size`.
@@ -179,7 +140,7 @@ impl<C> RecurrentStack<C> {
                     rng,
                 )?);
             }
-            layers.push(dirs);
+            layers.push(Unit::new(dirs, MergeMode::Concat));
         }
         Ok(Self { config, layers })
     }
@@ -240,6 +201,10 @@ impl<C> RecurrentStack<C> {
             }
             layers[l].push(cell);
         }
+        let layers = layers
+            .into_iter()
+            .map(|cells| Unit::new(cells, MergeMode::Concat))
+            .collect();
         Ok(Self { config, layers })
     }
 }
@@ -250,12 +215,7 @@ impl<F: Float> RecurrentStack<LstmCell<F>> {
         let layers = self
             .layers
             .into_iter()
-            .map(|cells| {
-                cells
-                    .into_iter()
-                    .map(|c| c.with_forget_bias(value))
-                    .collect()
-            })
+            .map(|unit| unit.map_cells(|c| c.with_forget_bias(value)))
             .collect();
         Self {
             config: self.config,
@@ -271,14 +231,10 @@ impl<F: Float> RecurrentStack<RnnCell<F>> {
         let layers = self
             .layers
             .into_iter()
-            .map(|cells| {
-                cells
-                    .into_iter()
-                    .map(|c| {
-                        RnnCell::from_weights(c.into_weights(), nonlinearity)
-                            .expect("valid weights")
-                    })
-                    .collect()
+            .map(|unit| {
+                unit.map_cells(|c| {
+                    RnnCell::from_weights(c.into_weights(), nonlinearity).expect("valid weights")
+                })
             })
             .collect();
         Self { config, layers }
@@ -318,14 +274,7 @@ impl<C> RecurrentStack<C> {
         C: Cell<F>,
     {
         let n = self.layers.len() * self.config.num_directions();
-        let hidden = self.config.hidden_size;
-        match init {
-            Some(s) => {
-                check::stacked::<F, C::State>(s, n, batch, hidden, what)?;
-                Ok(C::State::unstack(s))
-            }
-            None => Ok(vec![C::State::zeros(batch, hidden); n]),
-        }
+        unstack_or_zeros::<F, C::State>(init, n, batch, self.config.hidden_size, what)
     }
 
     #[allow(clippy::type_complexity)]
@@ -345,16 +294,13 @@ impl<C> RecurrentStack<C> {
         let inits = self.inits(init, batch, "init")?;
         let d = self.config.num_directions();
         let mut finals = Vec::with_capacity(inits.len());
-        let mut tapes = Vec::with_capacity(inits.len());
+        let mut units = Vec::with_capacity(self.layers.len());
         let mut layer_out: Option<Array3<F>> = None;
-        for (l, cells) in self.layers.iter().enumerate() {
-            let refs: Vec<&C> = cells.iter().collect();
+        for (l, unit) in self.layers.iter().enumerate() {
             let input = layer_out.as_ref().map_or(x, |o| o.view());
-            let (outs, f, t) =
-                run_directions(&refs, input, &inits[l * d..(l + 1) * d], lengths, keep);
+            let (mut out, f, t) = unit.forward(input, &inits[l * d..(l + 1) * d], lengths, keep);
             finals.extend(f);
-            tapes.extend(t.into_iter().flatten());
-            let mut out = concat(outs);
+            units.extend(t);
             if let Some(mask) = masks.get(l) {
                 out *= mask;
             }
@@ -362,12 +308,9 @@ impl<C> RecurrentStack<C> {
         }
         let out = self.to_user_layout(layer_out.expect("at least one layer"));
         let tape = keep.then(|| StackTape {
-            tapes,
+            units,
             masks,
-            steps,
-            batch,
-            config: self.config,
-            weights: self.fingerprint(),
+            rec: Recorded::new(self, self.config, steps, batch),
         });
         Ok((out, C::State::stack(&finals), tape))
     }
@@ -527,27 +470,14 @@ impl<C> RecurrentStack<C> {
         C: Cell<F>,
     {
         let cfg = &self.config;
-        if tape.config != *cfg {
-            return Err(Error::Mismatch(format!(
-                "the tape was recorded by a network with {:?}, this one has {:?}",
-                tape.config, cfg
-            )));
-        }
-        let (steps, batch) = (tape.steps, tape.batch);
+        let (steps, batch) = (tape.rec.steps, tape.rec.batch);
         let want = if cfg.batch_first {
             (batch, steps, self.output_size())
         } else {
             (steps, batch, self.output_size())
         };
-        if d_output.dim() != want {
-            return Err(shape_err(
-                "d_output",
-                format!("{want:?}, the shape of the output"),
-                d_output.shape(),
-            ));
-        }
-        check_fingerprint(self, tape.weights)?;
-        check_same_layout(&self.named_arrays(), &grads.named_arrays())?;
+        tape.rec
+            .check_backward("network", self, cfg, grads, &d_output, want)?;
         let d_finals = self.inits(d_final, batch, "d_final")?;
         let d_out = if cfg.batch_first {
             d_output.permuted_axes([1, 0, 2])
@@ -556,46 +486,28 @@ impl<C> RecurrentStack<C> {
         };
 
         let d = cfg.num_directions();
-        let hidden = cfg.hidden_size;
         let mut d_inits = d_finals.clone();
         // The output gradient is read through a view; each layer's input gradient replaces it.
         let mut d_cur = CowArray::from(d_out);
         for l in (0..self.layers.len()).rev() {
-            let cells = &self.layers[l];
-            let d_cur_ref = &d_cur;
-            let d_finals_ref = &d_finals;
             let input_grad = want_dx || l > 0;
-            let back = |dir: usize, g: &mut C| {
-                let k = l * d + dir;
-                let d_dir = d_cur_ref.slice(s![.., .., dir * hidden..(dir + 1) * hidden]);
-                let (tape_k, d_final_k) = (&tape.tapes[k], &d_finals_ref[k]);
-                backward_sequence_with(&cells[dir], tape_k, d_dir, d_final_k, g, input_grad)
-            };
-            let results = match grads.layers[l].as_mut_slice() {
-                [g0] => vec![back(0, g0)],
-                [g0, g1] => {
-                    let parallel = parallel_worth_it(&cells[0], (steps, batch, 0));
-                    let (a, b) = threads::join(parallel, || back(0, g0), || back(1, g1));
-                    vec![a, b]
-                }
-                _ => unreachable!("one or two directions"),
-            };
-            let mut dx_layer: Option<Array3<F>> = None;
-            for (dir, (dx, d0)) in results.into_iter().enumerate() {
-                d_inits[l * d + dir] = d0;
-                match (&mut dx_layer, dx) {
-                    (Some(acc), Some(dx)) => *acc += &dx,
-                    (None, dx) => dx_layer = dx,
-                    (Some(_), None) => unreachable!("both directions agree"),
-                }
+            let (dx, d0) = self.layers[l].backward(
+                &tape.units[l],
+                d_cur.view(),
+                &d_finals[l * d..(l + 1) * d],
+                &mut grads.layers[l],
+                input_grad,
+            );
+            for (k, d0) in d0.into_iter().enumerate() {
+                d_inits[l * d + k] = d0;
             }
-            if let Some(mut dx_layer) = dx_layer {
+            if let Some(mut dx) = dx {
                 if l > 0 {
                     if let Some(mask) = tape.masks.get(l - 1) {
-                        Zip::from(&mut dx_layer).and(mask).for_each(|a, &m| *a *= m);
+                        Zip::from(&mut dx).and(mask).for_each(|a, &m| *a *= m);
                     }
                 }
-                d_cur = CowArray::from(dx_layer);
+                d_cur = CowArray::from(dx);
             }
         }
         let dx = want_dx.then(|| self.to_user_layout(d_cur.into_owned()));
@@ -605,24 +517,16 @@ impl<C> RecurrentStack<C> {
 
 impl<F: Float, C: Cell<F>> Params<F> for RecurrentStack<C> {
     fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
-        let mut v = Vec::new();
-        for (l, cells) in self.layers.iter().enumerate() {
-            for (dir, cell) in cells.iter().enumerate() {
-                let suffix = if dir == 1 { "_reverse" } else { "" };
-                v.extend(
-                    cell.named_arrays()
-                        .into_iter()
-                        .map(|(n, a)| (format!("{n}_l{l}{suffix}"), a)),
-                );
-            }
-        }
-        v
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(l, unit)| unit.named_arrays(l))
+            .collect()
     }
     fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
         self.layers
             .iter_mut()
-            .flat_map(|cells| cells.iter_mut())
-            .flat_map(|c| c.arrays_mut())
+            .flat_map(|u| u.arrays_mut())
             .collect()
     }
 }

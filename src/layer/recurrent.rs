@@ -2,16 +2,18 @@
 
 use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
 
-use crate::cell::{Cell, Schedule, SequenceTape};
+use super::tape::LayerTape;
+use super::unit::{MergeMode, Recorded, Unit};
+use crate::cell::Cell;
 use crate::check;
-use crate::error::{shape_err, Error, Result};
+use crate::error::Result;
 use crate::float::Float;
-use crate::params::{check_fingerprint, check_same_layout, Params};
+use crate::params::Params;
 
 /// One recurrent layer: a [`Cell`] run over time-major sequences `(T, B, I)`.
 ///
 /// * [`Recurrent::forward`] returns the outputs `(T, B, H)` (the hidden state after every step), the
-///   final state and a [`Tape`] for backward.
+///   final state and a [`LayerTape`] for backward.
 /// * [`Recurrent::backward`] takes that tape, the gradient of the outputs and optionally of the final
 ///   state, adds the parameter gradients into a gradient buffer of the same type as the layer, and
 ///   returns the gradient of the input `(T, B, I)` and of the initial state.
@@ -25,6 +27,10 @@ use crate::params::{check_fingerprint, check_same_layout, Params};
 /// Parameter names are PyTorch's for layer 0: `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`,
 /// `bias_hh_l0`.
 ///
+/// **Variable lengths**: with `lengths[b] = L`, sequence `b` stops after step `L−1`: its final
+/// state is that step's, outputs at padded steps `t ≥ L` are zero and the gradient given for them
+/// is ignored (PyTorch's `pack_padded_sequence` semantics).
+///
 /// Every input is checked: wrong shapes return [`Error::Shape`], never a panic.
 ///
 /// # Examples
@@ -37,7 +43,7 @@ use crate::params::{check_fingerprint, check_same_layout, Params};
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 /// let lstm = Recurrent::new(LstmCell::<f64>::new(3, 8, &mut rng)?);
 /// let x = Array3::<f64>::zeros((10, 2, 3)); // (T, B, I)
-/// let (out, last, tape) = lstm.forward(x.view(), None)?;
+/// let (out, last, tape) = lstm.forward(x.view(), None, None)?;
 /// assert_eq!(out.dim(), (10, 2, 8));
 /// assert_eq!(last.c.dim(), (2, 8));
 ///
@@ -64,7 +70,7 @@ use crate::params::{check_fingerprint, check_same_layout, Params};
 /// let mut state = None;
 /// for chunk in 0..5 {
 ///     let x = stream.slice(s![chunk * 10..(chunk + 1) * 10, .., ..]);
-///     let (out, last, tape) = gru.forward(x, state.as_ref())?;
+///     let (out, last, tape) = gru.forward(x, state.as_ref(), None)?;
 ///     let mut grads = gru.zeros_like();
 ///     gru.backward(&tape, Array3::ones(out.dim()).view(), None, &mut grads)?;
 ///     // ... optimizer step here ...
@@ -74,57 +80,32 @@ use crate::params::{check_fingerprint, check_same_layout, Params};
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recurrent<C> {
-    cell: C,
-}
-
-/// What [`Recurrent::forward`] saves for [`Recurrent::backward`]: the cell's tape and the sizes it
-/// was recorded with.
-#[derive(Debug, Clone)]
-pub struct Tape<T> {
-    inner: T,
-    steps: usize,
-    batch: usize,
-    input_size: usize,
-    hidden_size: usize,
-    weights: u64,
+    unit: Unit<C>,
 }
 
 /// What [`Recurrent::forward`] returns: outputs `(T, B, H)`, the final state and the tape.
-pub type Forward<F, C> = (Array3<F>, <C as Cell<F>>::State, Tape<<C as Cell<F>>::Tape>);
-
-impl<T> Tape<T> {
-    /// Number of time steps `T` recorded.
-    pub fn steps(&self) -> usize {
-        self.steps
-    }
-
-    /// Batch size `B` recorded.
-    pub fn batch(&self) -> usize {
-        self.batch
-    }
-}
-
-impl<F: Float> Tape<SequenceTape<F>> {
-    /// Bytes of memory the tape holds (see [`SequenceTape::nbytes`]).
-    pub fn nbytes(&self) -> usize {
-        self.inner.nbytes()
-    }
-}
+pub type Forward<F, C> = (
+    Array3<F>,
+    <C as Cell<F>>::State,
+    LayerTape<F, <C as Cell<F>>::Tape>,
+);
 
 impl<C> Recurrent<C> {
     /// Wraps a cell.
     pub fn new(cell: C) -> Self {
-        Self { cell }
+        Self {
+            unit: Unit::new(vec![cell], MergeMode::Concat),
+        }
     }
 
     /// The cell.
     pub fn cell(&self) -> &C {
-        &self.cell
+        &self.unit.cells()[0]
     }
 
     /// Consumes the layer and returns the cell.
     pub fn into_cell(self) -> C {
-        self.cell
+        self.unit.into_cells().remove(0)
     }
 
     /// Number of input features `I`.
@@ -132,7 +113,7 @@ impl<C> Recurrent<C> {
     where
         C: Cell<F>,
     {
-        self.cell.input_size()
+        self.unit.input_size()
     }
 
     /// Number of hidden units `H` (features per output step).
@@ -140,63 +121,59 @@ impl<C> Recurrent<C> {
     where
         C: Cell<F>,
     {
-        self.cell.hidden_size()
+        self.unit.hidden_size()
     }
 }
 
 impl<C> Recurrent<C> {
-    fn check_input<F: Float>(&self, x: &ArrayView3<'_, F>) -> Result<(usize, usize)>
+    /// Checks `x`, `init` and `lengths`; returns `(T, B)` and the initial state.
+    fn prepare<F: Float>(
+        &self,
+        x: &ArrayView3<'_, F>,
+        init: Option<&C::State>,
+        lengths: Option<&[usize]>,
+    ) -> Result<(usize, usize, C::State)>
     where
         C: Cell<F>,
     {
-        check::input(x, self.cell.input_size(), "T, B")
+        let (steps, batch) = check::input(x, self.input_size(), "T, B")?;
+        check::lengths(lengths, steps, batch)?;
+        let init = match init {
+            Some(s) => {
+                check::state(s, batch, self.hidden_size(), "init")?;
+                s.clone()
+            }
+            None => self.cell().zero_state(batch),
+        };
+        Ok((steps, batch, init))
     }
 
-    fn check_state<F: Float>(&self, state: &C::State, batch: usize, what: &str) -> Result<()>
-    where
-        C: Cell<F>,
-    {
-        check::state(state, batch, self.cell.hidden_size(), what)
-    }
-
-    /// Runs the sequence `x` `(T, B, I)` from `init` (zeros if `None`) and keeps a tape.
+    /// Runs the sequence `x` `(T, B, I)` from `init` (zeros if `None`), with optional
+    /// per-sequence `lengths`, and keeps a tape.
     ///
     /// Returns `(outputs (T, B, H), final state, tape)`.
     ///
     /// # Errors
     ///
-    /// [`Error::Shape`] if `x` is not `(T, B, I)` with `T, B ≥ 1`, or a part of `init` is not
-    /// `(B, H)`.
+    /// [`Error::Shape`](crate::Error::Shape) if `x` is not `(T, B, I)` with `T, B ≥ 1`, or a part
+    /// of `init` is not `(B, H)`; [`Error::InvalidConfig`](crate::Error::InvalidConfig) if
+    /// `lengths` does not hold `B` lengths in `1..=T`.
     pub fn forward<F: Float>(
         &self,
         x: ArrayView3<'_, F>,
         init: Option<&C::State>,
+        lengths: Option<&[usize]>,
     ) -> Result<Forward<F, C>>
     where
         C: Cell<F>,
     {
-        let (steps, batch) = self.check_input(&x)?;
-        let zero;
-        let init = match init {
-            Some(s) => {
-                self.check_state(s, batch, "init")?;
-                s
-            }
-            None => {
-                zero = self.cell.zero_state(batch);
-                &zero
-            }
+        let (steps, batch, init) = self.prepare(&x, init, lengths)?;
+        let (out, mut last, tape) = self.unit.forward(x, &[init], lengths, true);
+        let tape = LayerTape {
+            unit: tape.expect("tape kept"),
+            rec: Recorded::new(self, self.unit.sizes(), steps, batch),
         };
-        let (out, last, inner) = self.cell.forward_sequence(x, init, Schedule::FORWARD);
-        let tape = Tape {
-            inner,
-            steps,
-            batch,
-            input_size: self.cell.input_size(),
-            hidden_size: self.cell.hidden_size(),
-            weights: self.cell.fingerprint(),
-        };
-        Ok((out, last, tape))
+        Ok((out, last.remove(0), tape))
     }
 
     /// Runs the sequence without keeping a tape (inference). Returns `(outputs (T, B, H), final
@@ -209,39 +186,31 @@ impl<C> Recurrent<C> {
         &self,
         x: ArrayView3<'_, F>,
         init: Option<&C::State>,
+        lengths: Option<&[usize]>,
     ) -> Result<(Array3<F>, C::State)>
     where
         C: Cell<F>,
     {
-        let (_, batch) = self.check_input(&x)?;
-        match init {
-            Some(s) => {
-                self.check_state(s, batch, "init")?;
-                Ok(self.cell.infer_sequence(x, s, Schedule::FORWARD))
-            }
-            None => {
-                Ok(self
-                    .cell
-                    .infer_sequence(x, &self.cell.zero_state(batch), Schedule::FORWARD))
-            }
-        }
+        let (_, _, init) = self.prepare(&x, init, lengths)?;
+        let (out, mut last, _) = self.unit.forward(x, &[init], lengths, false);
+        Ok((out, last.remove(0)))
     }
 
     /// Backpropagation through time.
     ///
     /// `d_output` `(T, B, H)` is the gradient of the loss with respect to the outputs of
-    /// [`Recurrent::forward`], `d_final` with respect to its final state (`None` = zeros).
-    /// Adds the parameter gradients into `grads` (a buffer shaped like `self`, e.g. from
-    /// [`Params::zeros_like`]) and returns `(dx (T, B, I), d_init)`.
+    /// [`Recurrent::forward`] (ignored at padded steps), `d_final` with respect to its final state
+    /// (`None` = zeros). Adds the parameter gradients into `grads` (a buffer shaped like `self`,
+    /// e.g. from [`Params::zeros_like`]) and returns `(dx (T, B, I), d_init)`.
     ///
     /// # Errors
     ///
-    /// [`Error::Shape`] if `d_output` or `d_final` does not match the tape; [`Error::Mismatch`] if
-    /// `grads` is not shaped like `self`, the tape was recorded by a layer of other sizes, or the
-    /// weights changed since the tape was recorded.
+    /// [`Error::Shape`](crate::Error::Shape) if `d_output` or `d_final` does not match the tape;
+    /// [`Error::Mismatch`](crate::Error::Mismatch) if `grads` is not shaped like `self`, the tape
+    /// was recorded by a layer of other sizes, or the weights changed since the tape was recorded.
     pub fn backward<F: Float>(
         &self,
-        tape: &Tape<C::Tape>,
+        tape: &LayerTape<F, C::Tape>,
         d_output: ArrayView3<'_, F>,
         d_final: Option<&C::State>,
         grads: &mut Self,
@@ -249,9 +218,8 @@ impl<C> Recurrent<C> {
     where
         C: Cell<F>,
     {
-        self.backward_with(tape, d_output, d_final, grads, |cell, t, d, s, g| {
-            cell.backward_sequence(t, d, s, g)
-        })
+        let (dx, d_init) = self.backward_impl(tape, d_output, d_final, grads, true)?;
+        Ok((dx.expect("input gradient asked for"), d_init))
     }
 
     /// [`Recurrent::backward`] without the gradient of the input: adds the parameter gradients
@@ -273,7 +241,7 @@ impl<C> Recurrent<C> {
     /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     /// let layer = Recurrent::new(LstmCell::<f64>::new(3, 4, &mut rng)?);
     /// let x = Array3::<f64>::ones((5, 2, 3)); // (T, B, I)
-    /// let (out, _, tape) = layer.forward(x.view(), None)?;
+    /// let (out, _, tape) = layer.forward(x.view(), None, None)?;
     /// let mut grads = layer.zeros_like();
     /// let d_init = layer.backward_params(&tape, out.view(), None, &mut grads)?;
     /// assert_eq!(d_init.h.dim(), (2, 4));
@@ -281,7 +249,7 @@ impl<C> Recurrent<C> {
     /// ```
     pub fn backward_params<F: Float>(
         &self,
-        tape: &Tape<C::Tape>,
+        tape: &LayerTape<F, C::Tape>,
         d_output: ArrayView3<'_, F>,
         d_final: Option<&C::State>,
         grads: &mut Self,
@@ -289,71 +257,43 @@ impl<C> Recurrent<C> {
     where
         C: Cell<F>,
     {
-        self.backward_with(tape, d_output, d_final, grads, |cell, t, d, s, g| {
-            cell.backward_sequence_params(t, d, s, g)
-        })
+        Ok(self.backward_impl(tape, d_output, d_final, grads, false)?.1)
     }
 
-    /// Checks the arguments of a backward pass, then runs `run` on the cell.
-    fn backward_with<F: Float, R>(
+    fn backward_impl<F: Float>(
         &self,
-        tape: &Tape<C::Tape>,
+        tape: &LayerTape<F, C::Tape>,
         d_output: ArrayView3<'_, F>,
         d_final: Option<&C::State>,
         grads: &mut Self,
-        run: impl FnOnce(&C, &C::Tape, ArrayView3<'_, F>, &C::State, &mut C) -> R,
-    ) -> Result<R>
+        want_dx: bool,
+    ) -> Result<(Option<Array3<F>>, C::State)>
     where
         C: Cell<F>,
     {
-        let (input, hidden) = (self.cell.input_size(), self.cell.hidden_size());
-        if (tape.input_size, tape.hidden_size) != (input, hidden) {
-            return Err(Error::Mismatch(format!(
-                "the tape was recorded by a layer with input_size {} and hidden_size {}, this \
-                 layer has {input} and {hidden}",
-                tape.input_size, tape.hidden_size
-            )));
-        }
-        let want = (tape.steps, tape.batch, hidden);
-        if d_output.dim() != want {
-            return Err(shape_err(
-                "d_output",
-                format!("{want:?} = (T, B, hidden_size), the shape of the outputs"),
-                d_output.shape(),
-            ));
-        }
-        check_fingerprint(&self.cell, tape.weights)?;
-        check_same_layout(&self.named_arrays(), &grads.named_arrays())?;
-        let zero;
+        let rec = &tape.rec;
+        let want = (rec.steps, rec.batch, self.hidden_size());
+        self.unit.check_tape(&tape.unit)?;
+        rec.check_backward("layer", self, &self.unit.sizes(), grads, &d_output, want)?;
         let d_final = match d_final {
             Some(s) => {
-                self.check_state(s, tape.batch, "d_final")?;
-                s
+                check::state(s, rec.batch, self.hidden_size(), "d_final")?;
+                s.clone()
             }
-            None => {
-                zero = self.cell.zero_state(tape.batch);
-                &zero
-            }
+            None => self.cell().zero_state(rec.batch),
         };
-        Ok(run(
-            &self.cell,
-            &tape.inner,
-            d_output,
-            d_final,
-            &mut grads.cell,
-        ))
+        let (dx, mut d0) =
+            self.unit
+                .backward(&tape.unit, d_output, &[d_final], &mut grads.unit, want_dx);
+        Ok((dx, d0.remove(0)))
     }
 }
 
 impl<F: Float, C: Cell<F>> Params<F> for Recurrent<C> {
     fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
-        self.cell
-            .named_arrays()
-            .into_iter()
-            .map(|(n, a)| (format!("{n}_l0"), a))
-            .collect()
+        self.unit.named_arrays(0)
     }
     fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
-        self.cell.arrays_mut()
+        self.unit.arrays_mut()
     }
 }
