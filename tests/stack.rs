@@ -628,6 +628,75 @@ fn bidirectional_wrapper() {
     }
 }
 
+/// `Recurrent` with `lengths` computes what a one-layer unidirectional stack computes (outputs,
+/// final state, every gradient), and its gradients pass a central-difference check with padding.
+#[test]
+fn recurrent_with_lengths_equals_one_layer_stack() {
+    let net = Gru::<f64>::new(RecurrentConfig::new(I, H), &mut rng(720)).unwrap();
+    let layer = recurrent::Recurrent::new(net.layer(0)[0].clone());
+    assert_eq!(layer.names(), net.names());
+    let mut r = rng(721);
+    let x: Array3<f64> = randn3((T, B, I), 1.0, &mut r);
+    let init = rand_stacked::<GruCell<f64>>(1, 0.5, &mut r);
+    let init_one = init.index_axis(ndarray::Axis(0), 0).to_owned();
+    let (a, sa, ta) = net.forward(x.view(), Some(&init), Some(&MIXED)).unwrap();
+    let (b, sb, tb) = layer
+        .forward(x.view(), Some(&init_one), Some(&MIXED))
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(sa.index_axis(ndarray::Axis(0), 0), sb);
+    // Padded steps output zeros.
+    for (bi, &len) in MIXED.iter().enumerate() {
+        assert!(b.slice(s![len.., bi, ..]).iter().all(|&v| v == 0.0));
+    }
+    let w_out: Array3<f64> = randn3(a.dim(), 1.0, &mut r);
+    let w_final = rand_stacked::<GruCell<f64>>(1, 1.0, &mut r);
+    let w_final_one = w_final.index_axis(ndarray::Axis(0), 0).to_owned();
+    let mut ga = net.zeros_like();
+    let (dxa, d0a) = net
+        .backward(&ta, w_out.view(), Some(&w_final), &mut ga)
+        .unwrap();
+    let mut gb = layer.zeros_like();
+    let (dxb, d0b) = layer
+        .backward(&tb, w_out.view(), Some(&w_final_one), &mut gb)
+        .unwrap();
+    assert_eq!(dxa, dxb);
+    assert_eq!(d0a.index_axis(ndarray::Axis(0), 0), d0b);
+    assert_eq!(ga.arrays(), gb.arrays());
+
+    // Central differences through `Recurrent::infer` with the same lengths.
+    let loss = |m: &recurrent::Recurrent<GruCell<f64>>, x: &Array3<f64>| {
+        let (o, last) = m.infer(x.view(), Some(&init_one), Some(&MIXED)).unwrap();
+        (&o * &w_out).sum() + (&last * &w_final_one).sum()
+    };
+    let eps = 1e-5;
+    let close = |ana: f64, num: f64| (ana - num).abs() <= 1e-6 * ana.abs().max(num.abs()).max(1e-3);
+    for (idx, &ana) in dxb.indexed_iter() {
+        let (mut xp, mut xm) = (x.clone(), x.clone());
+        xp[idx] += eps;
+        xm[idx] -= eps;
+        let num = (loss(&layer, &xp) - loss(&layer, &xm)) / (2.0 * eps);
+        assert!(close(ana, num), "dx{idx:?}: {ana} vs {num}");
+    }
+    let mut probe = layer.clone();
+    for k in 0..probe.names().len() {
+        for e in 0..probe.arrays()[k].len() {
+            let orig = *probe.arrays()[k].iter().nth(e).unwrap();
+            *probe.arrays_mut()[k].iter_mut().nth(e).unwrap() = orig + eps;
+            let plus = loss(&probe, &x);
+            *probe.arrays_mut()[k].iter_mut().nth(e).unwrap() = orig - eps;
+            let minus = loss(&probe, &x);
+            *probe.arrays_mut()[k].iter_mut().nth(e).unwrap() = orig;
+            let ana = *gb.arrays()[k].iter().nth(e).unwrap();
+            let num = (plus - minus) / (2.0 * eps);
+            assert!(close(ana, num), "array {k}[{e}]: {ana} vs {num}");
+        }
+    }
+    // Bad lengths are an error, not a panic.
+    let err = layer.forward(x.view(), None, Some(&[1, 2])).unwrap_err();
+    assert!(matches!(err, recurrent::Error::InvalidConfig(_)), "{err}");
+}
+
 /// `batch_first` takes and returns `(B, T, F)` and computes the same numbers.
 #[test]
 fn batch_first_equals_time_major() {
