@@ -19,7 +19,7 @@
 //! Backward is `backward_params` (no gradient of the input data, as PyTorch for an input that does
 //! not require grad, and as `examples/bench.rs` by default).
 //!
-//! Threads: `BENCH_THREADS=N` (default 1) is passed to [`recurrent::set_num_threads`] and, unless
+//! Threads: `BENCH_THREADS=N` (default 1) is passed to [`recurrent::runtime::set_num_threads`] and, unless
 //! `MATMUL_NUM_THREADS` is already set, to the threaded matrix products as `MATMUL_NUM_THREADS`;
 //! single-threaded by default so that numbers are comparable from run to run.
 //!
@@ -123,7 +123,7 @@ fn layers(c: &mut Criterion) {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(1);
-    recurrent::set_num_threads(threads);
+    recurrent::runtime::set_num_threads(threads);
     if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
         // Before the first matrix product, which is when matrixmultiply reads it.
         std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());

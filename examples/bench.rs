@@ -17,7 +17,7 @@
 //! | S3 | 64 | 50 | 512 | 512 | `fwd+bwd` |
 //!
 //! for `lstm`, `gru` and `rnn` (tanh), plus `bilstm2` (2 layers, bidirectional LSTM) at S2, and a
-//! GEMM reference `gemm 2048` (`recurrent::matmul`, the GEMM the crate uses, 2048×2048 f32), the "GEMM peak"
+//! GEMM reference `gemm 2048` (`recurrent::runtime::matmul`, the GEMM the crate uses, 2048×2048 f32), the "GEMM peak"
 //! the layer throughput is compared with. Output, one line per case:
 //!
 //! ```text
@@ -45,7 +45,7 @@
 //! two minutes on a 2-core machine.
 //!
 //! `--threads N` (default 1, as the PyTorch script's default) calls
-//! [`recurrent::set_num_threads`] (the two directions of a bidirectional layer on two threads) and
+//! [`recurrent::runtime::set_num_threads`] (the two directions of a bidirectional layer on two threads) and
 //! sets `MATMUL_NUM_THREADS` for the threaded matrix products of the crate's default `threading`
 //! feature (read once, at the first product; this program sets it before any). The GEMM reference
 //! runs with the same setting. Pass the same value to `scripts/bench_pytorch.py --threads`, whose
@@ -272,7 +272,8 @@ fn bench_gemm(n: usize, reps: Option<usize>) {
     let b = Array2::<f32>::from_shape_simple_fn((n, n), || StandardNormal.sample(&mut rng));
     let mut c = Array2::<f32>::zeros((n, n));
     let times = time_it(reps, || {
-        recurrent::matmul(a.view(), b.view(), &mut c.view_mut(), false).expect("shapes fit");
+        recurrent::runtime::matmul(a.view(), b.view(), &mut c.view_mut(), false)
+            .expect("shapes fit");
         black_box(&c);
     });
     report(&format!("gemm {n}"), &times, 2.0 * (n as f64).powi(3));
@@ -292,7 +293,7 @@ fn cpu_model() -> String {
 
 fn main() {
     let args = parse_args();
-    recurrent::set_num_threads(args.threads);
+    recurrent::runtime::set_num_threads(args.threads);
     // Safe here: no other thread exists yet, and matrixmultiply reads the variable at the first
     // product, which comes later.
     std::env::set_var("MATMUL_NUM_THREADS", args.threads.to_string());
@@ -306,9 +307,9 @@ fn main() {
     println!("# recurrent examples/bench (f32, time-major)");
     println!("# cpu: {}", cpu_model());
     println!(
-        "# threads={} (recurrent::set_num_threads and MATMUL_NUM_THREADS; crate threads={})",
+        "# threads={} (recurrent::runtime::set_num_threads and MATMUL_NUM_THREADS; crate threads={})",
         args.threads,
-        recurrent::num_threads()
+        recurrent::runtime::num_threads()
     );
     println!("# input_grad={}", args.input_grad);
     match args.reps {

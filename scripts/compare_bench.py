@@ -213,7 +213,7 @@ def main():
         frac = s3["gflops"] / gemm["gflops"]
         status = "met" if frac >= GEMM_FRACTION else "not met"
         print(
-            f"| lstm S3 fwd+bwd >= {GEMM_FRACTION:.0%} of GEMM peak (recurrent::matmul 2048, "
+            f"| lstm S3 fwd+bwd >= {GEMM_FRACTION:.0%} of GEMM peak (recurrent::runtime::matmul 2048, "
             f"{gemm['gflops']:.1f} GFLOP/s) | {frac:.0%} | {status} |"
         )
     else:

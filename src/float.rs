@@ -6,7 +6,7 @@ use rand::distr::uniform::SampleUniform;
 /// The float type a model computes in: implemented for [`f32`] and [`f64`].
 ///
 /// Everything in the crate is generic over `F: Float`. Use `f64` to check gradients numerically and
-/// `f32` to train and run fast.
+/// `f32` to train and run fast. The trait is sealed: no other type can implement it.
 ///
 /// # Examples
 ///
@@ -15,7 +15,7 @@ use rand::distr::uniform::SampleUniform;
 /// assert_eq!(<f64 as Float>::from_f64(0.5), 0.5);
 /// assert!((Float::sigmoid(0.0f32) - 0.5).abs() < 1e-7);
 /// ```
-pub trait Float: NdFloat + SampleUniform + Default + 'static {
+pub trait Float: NdFloat + SampleUniform + Default + sealed::Sealed + 'static {
     /// Converts an `f64` constant to this type (rounding to nearest for `f32`).
     fn from_f64(x: f64) -> Self;
 
@@ -37,20 +37,23 @@ pub trait Float: NdFloat + SampleUniform + Default + 'static {
             e / (Self::one() + e)
         }
     }
+}
 
-    /// The logistic function as the cells compute it: [`Float::sigmoid`] for `f64`; for `f32` a
-    /// branch-free approximation that the compiler vectorises, within 4 ulp of the exact value
-    /// (tested).
-    #[inline(always)]
-    fn activation_sigmoid(self) -> Self {
-        self.sigmoid()
-    }
+/// Keeps [`Float`] to the crate's two types, and holds what the cells need of a float type but
+/// users do not: the fast activations.
+pub(crate) mod sealed {
+    /// Implemented for `f32` and `f64` only; a supertrait of [`Float`](super::Float), so no other
+    /// crate can implement `Float`. Not nameable outside the crate.
+    pub trait Sealed: Sized {
+        /// The logistic function as the cells compute it: `Float::sigmoid` for `f64`; for `f32`
+        /// a branch-free approximation that the compiler vectorises, within 4 ulp of the exact
+        /// value (tested).
+        fn activation_sigmoid(self) -> Self;
 
-    /// `tanh` as the cells compute it: the standard library's for `f64`; for `f32` a branch-free
-    /// approximation that the compiler vectorises, within 4 ulp of the exact value (tested).
-    #[inline(always)]
-    fn activation_tanh(self) -> Self {
-        self.tanh()
+        /// `tanh` as the cells compute it: the standard library's for `f64`; for `f32` a
+        /// branch-free approximation that the compiler vectorises, within 4 ulp of the exact
+        /// value (tested).
+        fn activation_tanh(self) -> Self;
     }
 }
 
@@ -97,11 +100,7 @@ pub(crate) fn tanh_f32(x: f32) -> f32 {
     r.copysign(x)
 }
 
-impl Float for f32 {
-    #[inline]
-    fn from_f64(x: f64) -> Self {
-        x as f32
-    }
+impl sealed::Sealed for f32 {
     #[inline(always)]
     fn activation_sigmoid(self) -> Self {
         1.0 / (1.0 + exp_f32(-self))
@@ -109,6 +108,24 @@ impl Float for f32 {
     #[inline(always)]
     fn activation_tanh(self) -> Self {
         tanh_f32(self)
+    }
+}
+
+impl sealed::Sealed for f64 {
+    #[inline(always)]
+    fn activation_sigmoid(self) -> Self {
+        Float::sigmoid(self)
+    }
+    #[inline(always)]
+    fn activation_tanh(self) -> Self {
+        self.tanh()
+    }
+}
+
+impl Float for f32 {
+    #[inline]
+    fn from_f64(x: f64) -> Self {
+        x as f32
     }
     #[inline]
     fn as_f64(self) -> f64 {
@@ -129,7 +146,8 @@ impl Float for f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{exp_f32, tanh_f32, Float};
+    use super::sealed::Sealed;
+    use super::{exp_f32, tanh_f32};
 
     /// Largest error in units of the exact value's ulp over a dense grid.
     fn max_ulps(f: impl Fn(f32) -> f32, exact: impl Fn(f64) -> f64, lo: f32, hi: f32) -> f64 {

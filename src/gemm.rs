@@ -8,7 +8,7 @@
 //! classic Goto/BLIS blocking (panels of `b` sized for the L1 cache, blocks of `a` for L2) around
 //! a 6×64 register-tile kernel of fused multiply–adds, and for products with at most
 //! [`SMALL_M`] rows a row-times-matrix kernel over a row-major copy of `b` that needs no packing.
-//! Big products split their columns over two threads when [`crate::num_threads`] allows.
+//! Big products split their columns over two threads when [`num_threads`](crate::runtime::num_threads) allows.
 //! Everything else (`f64`, other CPUs) uses `ndarray`'s `general_mat_mul` (the `matrixmultiply`
 //! crate), with the crate's own row-by-row loops for small row counts.
 //!
@@ -28,7 +28,7 @@ pub(crate) const SMALL_M: usize = 4;
 ///
 /// Shapes: `a (M, K)`, `b (K, N)`, `c (M, N)`, any memory layout. For `f32` on x86-64 CPUs with
 /// AVX-512 this is the crate's own GEMM (two threads for big products, see
-/// [`set_num_threads`](crate::set_num_threads)); otherwise `ndarray`'s `general_mat_mul`.
+/// [`set_num_threads`](crate::runtime::set_num_threads)); otherwise `ndarray`'s `general_mat_mul`.
 ///
 /// # Errors
 ///
@@ -41,7 +41,7 @@ pub(crate) const SMALL_M: usize = 4;
 /// let a = array![[1.0f32, 2.0], [3.0, 4.0]];
 /// let b = array![[1.0f32, 0.0, 1.0], [0.0, 1.0, 1.0]];
 /// let mut c = ndarray::Array2::zeros((2, 3));
-/// recurrent::matmul(a.view(), b.view(), &mut c.view_mut(), false)?;
+/// recurrent::runtime::matmul(a.view(), b.view(), &mut c.view_mut(), false)?;
 /// assert_eq!(c, array![[1.0, 2.0, 3.0], [3.0, 4.0, 7.0]]);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
@@ -989,9 +989,9 @@ mod tests {
     #[test]
     fn big_products_split_over_threads_match() {
         // Above the (test build's) parallel threshold; split when two threads are allowed.
-        crate::set_num_threads(2);
+        crate::runtime::set_num_threads(2);
         check(128, 512, 640, false, true, true);
         check(64, 200, 300, true, false, false);
-        crate::set_num_threads(0);
+        crate::runtime::set_num_threads(0);
     }
 }

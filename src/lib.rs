@@ -95,6 +95,7 @@ mod loss;
 pub mod optim;
 mod params;
 mod pool;
+pub mod runtime;
 mod threads;
 
 pub use cell::CellInit;
@@ -104,15 +105,12 @@ pub use cell::{
 pub use config::RecurrentConfig;
 pub use error::{Error, Result};
 pub use float::Float;
-pub use gemm::matmul;
 pub use layer::{
     Bidirectional, Gru, LayerTape, Lstm, MergeMode, Recurrent, RecurrentStack, Rnn, StackTape,
 };
 pub use linear::{Linear, LinearTape};
 pub use loss::{cross_entropy_loss, cross_entropy_loss_last, masked_mse_loss, mse_loss};
 pub use params::Params;
-pub use pool::{cached_memory, release_memory};
-pub use threads::{num_threads, set_num_threads};
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

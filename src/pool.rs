@@ -8,7 +8,7 @@
 //!
 //! The pool is shared by all threads, keeps only buffers of at least [`MIN_BYTES`] and at most
 //! [`LIMIT_BYTES`] in total per float type (the oldest are freed first), and is emptied by
-//! [`release_memory`](crate::release_memory).
+//! [`release_memory`](crate::runtime::release_memory).
 
 use std::any::{Any, TypeId};
 use std::sync::Mutex;
@@ -146,9 +146,9 @@ where
 /// let x = Array3::<f32>::zeros((50, 16, 64));
 /// let (_, _, tape) = net.forward(x.view(), None, None)?;
 /// drop(tape); // its large buffers go to the pool
-/// assert!(recurrent::cached_memory() > 0);
-/// recurrent::release_memory();
-/// assert_eq!(recurrent::cached_memory(), 0);
+/// assert!(recurrent::runtime::cached_memory() > 0);
+/// recurrent::runtime::release_memory();
+/// assert_eq!(recurrent::runtime::cached_memory(), 0);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
 pub fn release_memory() {

@@ -1,15 +1,4 @@
-//! How many threads the crate may use.
-//!
-//! The two directions of a bidirectional layer run on two threads when the machine has them and
-//! the sequence is long enough to pay for it (forward and backward), and big matrix products (the
-//! input projections of a whole sequence, the weight gradients) split their columns over two
-//! threads. Set the number with [`set_num_threads`]; `1` keeps everything on the calling thread.
-//! The per-step products of the time loop always run on the calling thread (too small to share).
-//!
-//! That covers the crate's own `f32` GEMM (x86-64 with AVX-512). Elsewhere (`f64`, other CPUs)
-//! products go to `matrixmultiply`, threaded when the crate's `threading` feature is on (the
-//! default); its thread count is read once from the `MATMUL_NUM_THREADS` environment variable
-//! (default: the physical cores; `MATMUL_NUM_THREADS=1` makes them single-threaded).
+//! The crate's thread count (public through [`runtime`](crate::runtime)).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -23,10 +12,10 @@ const MIN_WORK_PER_THREAD: usize = 1 << 20;
 /// # Examples
 ///
 /// ```
-/// recurrent::set_num_threads(1); // everything on the calling thread
-/// assert_eq!(recurrent::num_threads(), 1);
-/// recurrent::set_num_threads(0);
-/// assert!(recurrent::num_threads() >= 1);
+/// recurrent::runtime::set_num_threads(1); // everything on the calling thread
+/// assert_eq!(recurrent::runtime::num_threads(), 1);
+/// recurrent::runtime::set_num_threads(0);
+/// assert!(recurrent::runtime::num_threads() >= 1);
 /// ```
 pub fn set_num_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);

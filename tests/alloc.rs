@@ -86,7 +86,7 @@ fn batches() -> Vec<usize> {
 
 #[test]
 fn allocations_do_not_grow_with_sequence_length() {
-    recurrent::set_num_threads(1);
+    recurrent::runtime::set_num_threads(1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let config = RecurrentConfig::new(3, 8)
         .with_num_layers(2)

@@ -629,7 +629,7 @@ fn bidirectional_errors() {
 fn matmul_with_shapes_that_do_not_fit() {
     let a = Array2::<f32>::zeros((2, 3));
     let mut c = Array2::<f32>::zeros((2, 4));
-    let (e, m) = msg(recurrent::matmul(
+    let (e, m) = msg(recurrent::runtime::matmul(
         a.view(),
         Array2::zeros((5, 4)).view(),
         &mut c.view_mut(),
@@ -638,7 +638,7 @@ fn matmul_with_shapes_that_do_not_fit() {
     assert!(matches!(e, Error::Shape { .. }), "{m}");
     assert!(m.contains("(3, N)") && m.contains("[5, 4]"), "{m}");
     let mut wrong = Array2::<f32>::zeros((3, 4));
-    let (e, m) = msg(recurrent::matmul(
+    let (e, m) = msg(recurrent::runtime::matmul(
         a.view(),
         Array2::zeros((3, 4)).view(),
         &mut wrong.view_mut(),

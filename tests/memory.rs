@@ -50,7 +50,7 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn s2_training_step_peak_memory_is_within_one_and_a_half_tapes_plus_weights() {
-    recurrent::set_num_threads(1);
+    recurrent::runtime::set_num_threads(1);
     let (steps, batch, input, hidden) = (100, 32, 128, 256);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let net = Lstm::<f32>::new(RecurrentConfig::new(input, hidden), &mut rng).unwrap();

@@ -31,7 +31,7 @@ use crate::params::Params;
 /// state is that step's, outputs at padded steps `t ≥ L` are zero and the gradient given for them
 /// is ignored (PyTorch's `pack_padded_sequence` semantics).
 ///
-/// Every input is checked: wrong shapes return [`Error::Shape`], never a panic.
+/// Every input is checked: wrong shapes return [`Error::Shape`](crate::Error::Shape), never a panic.
 ///
 /// # Examples
 ///
