@@ -3,7 +3,7 @@
 use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
 
 use super::tape::LayerTape;
-use super::unit::{unstack_or_zeros, MergeMode, Recorded, Unit};
+use super::unit::{backward_methods, unstack_or_zeros, MergeMode, Recorded, Unit};
 use crate::cell::{Cell, Stacked, State};
 use crate::check;
 use crate::error::{Error, Result};
@@ -171,71 +171,52 @@ impl<C> Bidirectional<C> {
         Ok((out, C::State::stack(&finals)))
     }
 
-    /// Backpropagation through both directions.
-    ///
-    /// `d_output` is the gradient of the merged outputs (ignored at padded steps), `d_final` of
-    /// the final states `(2, B, H)` (`None` = zeros). Adds parameter gradients into `grads` and
-    /// returns `(dx (T, B, I), d_init (2, B, H))`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Shape`] if `d_output` or `d_final` does not match the forward pass;
-    /// [`Error::Mismatch`] if `grads` is not shaped like `self`, the tape came from a layer of
-    /// other sizes or another merge mode, or the weights changed since it was recorded.
-    pub fn backward<F: Float>(
-        &self,
-        tape: &LayerTape<F, C::Tape>,
-        d_output: ArrayView3<'_, F>,
-        d_final: Option<&Stacked<F, C>>,
-        grads: &mut Self,
-    ) -> Result<(Array3<F>, Stacked<F, C>)>
-    where
-        C: Cell<F>,
-    {
-        let (dx, d_init) = self.backward_impl(tape, d_output, d_final, grads, true)?;
-        Ok((dx.expect("input gradient asked for"), d_init))
-    }
+    backward_methods! {
+        tape: LayerTape<F, C::Tape>,
+        state: Stacked<F, C>,
+        /// Backpropagation through both directions.
+        ///
+        /// `d_output` is the gradient of the merged outputs (ignored at padded steps), `d_final` of
+        /// the final states `(2, B, H)` (`None` = zeros). Adds parameter gradients into `grads` and
+        /// returns `(dx (T, B, I), d_init (2, B, H))`.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Shape`] if `d_output` or `d_final` does not match the forward pass;
+        /// [`Error::Mismatch`] if `grads` is not shaped like `self`, the tape came from a layer of
+        /// other sizes or another merge mode, or the weights changed since it was recorded.
+        fn backward;
 
-    /// [`Bidirectional::backward`] without the gradient of the input: adds the parameter
-    /// gradients into `grads` and returns only `d_init` `(2, B, H)`.
-    ///
-    /// For inputs that are data and need no gradient (PyTorch skips it for inputs that do not
-    /// require grad); the built-in cells then skip the input-gradient product.
-    ///
-    /// # Errors
-    ///
-    /// As [`Bidirectional::backward`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use rand::SeedableRng;
-    /// use ndarray::Array3;
-    /// use recurrent::{Bidirectional, GruCell, MergeMode, Params};
-    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    /// let layer = Bidirectional::new(
-    ///     GruCell::<f64>::new(3, 4, &mut rng)?,
-    ///     GruCell::<f64>::new(3, 4, &mut rng)?,
-    /// )?
-    /// .with_merge(MergeMode::Sum);
-    /// let x = Array3::<f64>::ones((5, 2, 3)); // (T, B, I)
-    /// let (out, _, tape) = layer.forward(x.view(), None, None)?; // out: (T, B, H)
-    /// let mut grads = layer.zeros_like();
-    /// let d_init = layer.backward_params(&tape, out.view(), None, &mut grads)?;
-    /// assert_eq!(d_init.dim(), (2, 2, 4));
-    /// # Ok::<(), recurrent::Error>(())
-    /// ```
-    pub fn backward_params<F: Float>(
-        &self,
-        tape: &LayerTape<F, C::Tape>,
-        d_output: ArrayView3<'_, F>,
-        d_final: Option<&Stacked<F, C>>,
-        grads: &mut Self,
-    ) -> Result<Stacked<F, C>>
-    where
-        C: Cell<F>,
-    {
-        Ok(self.backward_impl(tape, d_output, d_final, grads, false)?.1)
+        /// [`Bidirectional::backward`] without the gradient of the input: adds the parameter
+        /// gradients into `grads` and returns only `d_init` `(2, B, H)`.
+        ///
+        /// For inputs that are data and need no gradient (PyTorch skips it for inputs that do not
+        /// require grad); the built-in cells then skip the input-gradient product.
+        ///
+        /// # Errors
+        ///
+        /// As [`Bidirectional::backward`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use rand::SeedableRng;
+        /// use ndarray::Array3;
+        /// use recurrent::{Bidirectional, GruCell, MergeMode, Params};
+        /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        /// let layer = Bidirectional::new(
+        ///     GruCell::<f64>::new(3, 4, &mut rng)?,
+        ///     GruCell::<f64>::new(3, 4, &mut rng)?,
+        /// )?
+        /// .with_merge(MergeMode::Sum);
+        /// let x = Array3::<f64>::ones((5, 2, 3)); // (T, B, I)
+        /// let (out, _, tape) = layer.forward(x.view(), None, None)?; // out: (T, B, H)
+        /// let mut grads = layer.zeros_like();
+        /// let d_init = layer.backward_params(&tape, out.view(), None, &mut grads)?;
+        /// assert_eq!(d_init.dim(), (2, 2, 4));
+        /// # Ok::<(), recurrent::Error>(())
+        /// ```
+        fn backward_params;
     }
 
     #[allow(clippy::type_complexity)]

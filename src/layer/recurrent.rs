@@ -3,7 +3,7 @@
 use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
 
 use super::tape::LayerTape;
-use super::unit::{MergeMode, Recorded, Unit};
+use super::unit::{backward_methods, MergeMode, Recorded, Unit};
 use crate::cell::Cell;
 use crate::check;
 use crate::error::Result;
@@ -196,68 +196,49 @@ impl<C> Recurrent<C> {
         Ok((out, last.remove(0)))
     }
 
-    /// Backpropagation through time.
-    ///
-    /// `d_output` `(T, B, H)` is the gradient of the loss with respect to the outputs of
-    /// [`Recurrent::forward`] (ignored at padded steps), `d_final` with respect to its final state
-    /// (`None` = zeros). Adds the parameter gradients into `grads` (a buffer shaped like `self`,
-    /// e.g. from [`Params::zeros_like`]) and returns `(dx (T, B, I), d_init)`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Shape`](crate::Error::Shape) if `d_output` or `d_final` does not match the tape;
-    /// [`Error::Mismatch`](crate::Error::Mismatch) if `grads` is not shaped like `self`, the tape
-    /// was recorded by a layer of other sizes, or the weights changed since the tape was recorded.
-    pub fn backward<F: Float>(
-        &self,
-        tape: &LayerTape<F, C::Tape>,
-        d_output: ArrayView3<'_, F>,
-        d_final: Option<&C::State>,
-        grads: &mut Self,
-    ) -> Result<(Array3<F>, C::State)>
-    where
-        C: Cell<F>,
-    {
-        let (dx, d_init) = self.backward_impl(tape, d_output, d_final, grads, true)?;
-        Ok((dx.expect("input gradient asked for"), d_init))
-    }
+    backward_methods! {
+        tape: LayerTape<F, C::Tape>,
+        state: C::State,
+        /// Backpropagation through time.
+        ///
+        /// `d_output` `(T, B, H)` is the gradient of the loss with respect to the outputs of
+        /// [`Recurrent::forward`] (ignored at padded steps), `d_final` with respect to its final state
+        /// (`None` = zeros). Adds the parameter gradients into `grads` (a buffer shaped like `self`,
+        /// e.g. from [`Params::zeros_like`]) and returns `(dx (T, B, I), d_init)`.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Shape`](crate::Error::Shape) if `d_output` or `d_final` does not match the tape;
+        /// [`Error::Mismatch`](crate::Error::Mismatch) if `grads` is not shaped like `self`, the tape
+        /// was recorded by a layer of other sizes, or the weights changed since the tape was recorded.
+        fn backward;
 
-    /// [`Recurrent::backward`] without the gradient of the input: adds the parameter gradients
-    /// into `grads` and returns only `d_init`.
-    ///
-    /// For inputs that are data and need no gradient (PyTorch skips it for inputs that do not
-    /// require grad); the built-in cells then skip the input-gradient product.
-    ///
-    /// # Errors
-    ///
-    /// As [`Recurrent::backward`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use rand::SeedableRng;
-    /// use ndarray::Array3;
-    /// use recurrent::{LstmCell, Params, Recurrent};
-    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    /// let layer = Recurrent::new(LstmCell::<f64>::new(3, 4, &mut rng)?);
-    /// let x = Array3::<f64>::ones((5, 2, 3)); // (T, B, I)
-    /// let (out, _, tape) = layer.forward(x.view(), None, None)?;
-    /// let mut grads = layer.zeros_like();
-    /// let d_init = layer.backward_params(&tape, out.view(), None, &mut grads)?;
-    /// assert_eq!(d_init.h.dim(), (2, 4));
-    /// # Ok::<(), recurrent::Error>(())
-    /// ```
-    pub fn backward_params<F: Float>(
-        &self,
-        tape: &LayerTape<F, C::Tape>,
-        d_output: ArrayView3<'_, F>,
-        d_final: Option<&C::State>,
-        grads: &mut Self,
-    ) -> Result<C::State>
-    where
-        C: Cell<F>,
-    {
-        Ok(self.backward_impl(tape, d_output, d_final, grads, false)?.1)
+        /// [`Recurrent::backward`] without the gradient of the input: adds the parameter gradients
+        /// into `grads` and returns only `d_init`.
+        ///
+        /// For inputs that are data and need no gradient (PyTorch skips it for inputs that do not
+        /// require grad); the built-in cells then skip the input-gradient product.
+        ///
+        /// # Errors
+        ///
+        /// As [`Recurrent::backward`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use rand::SeedableRng;
+        /// use ndarray::Array3;
+        /// use recurrent::{LstmCell, Params, Recurrent};
+        /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        /// let layer = Recurrent::new(LstmCell::<f64>::new(3, 4, &mut rng)?);
+        /// let x = Array3::<f64>::ones((5, 2, 3)); // (T, B, I)
+        /// let (out, _, tape) = layer.forward(x.view(), None, None)?;
+        /// let mut grads = layer.zeros_like();
+        /// let d_init = layer.backward_params(&tape, out.view(), None, &mut grads)?;
+        /// assert_eq!(d_init.h.dim(), (2, 4));
+        /// # Ok::<(), recurrent::Error>(())
+        /// ```
+        fn backward_params;
     }
 
     fn backward_impl<F: Float>(

@@ -5,7 +5,7 @@ use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray, Zip};
 use rand::{Rng, RngExt};
 
 use super::tape::StackTape;
-use super::unit::{unstack_or_zeros, MergeMode, Recorded, Unit};
+use super::unit::{backward_methods, unstack_or_zeros, MergeMode, Recorded, Unit};
 use crate::cell::{Cell, CellInit, GruCell, LstmCell, Nonlinearity, RnnCell, Stacked, State};
 use crate::check;
 use crate::config::RecurrentConfig;
@@ -393,69 +393,50 @@ impl<C> RecurrentStack<C> {
         Ok((out, state))
     }
 
-    /// Backpropagation through time through every layer and direction.
-    ///
-    /// `d_output` is the gradient of the output (same shape; ignored at padded steps), `d_final`
-    /// of the final states `(L·D, B, H)` (`None` = zeros). Adds the parameter gradients into
-    /// `grads` (shaped like `self`) and returns `(dx, d_init)`, `dx` in the input's layout.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Shape`] if `d_output` or `d_final` does not match the forward pass;
-    /// [`Error::Mismatch`] if `grads` is not shaped like `self`, the tape came from a network
-    /// with other settings, or the weights changed since it was recorded.
-    pub fn backward<F: Float>(
-        &self,
-        tape: &StackTape<F, C::Tape>,
-        d_output: ArrayView3<'_, F>,
-        d_final: Option<&Stacked<F, C>>,
-        grads: &mut Self,
-    ) -> Result<(Array3<F>, Stacked<F, C>)>
-    where
-        C: Cell<F>,
-    {
-        let (dx, d_init) = self.backward_impl(tape, d_output, d_final, grads, true)?;
-        Ok((dx.expect("input gradient asked for"), d_init))
-    }
+    backward_methods! {
+        tape: StackTape<F, C::Tape>,
+        state: Stacked<F, C>,
+        /// Backpropagation through time through every layer and direction.
+        ///
+        /// `d_output` is the gradient of the output (same shape; ignored at padded steps), `d_final`
+        /// of the final states `(L·D, B, H)` (`None` = zeros). Adds the parameter gradients into
+        /// `grads` (shaped like `self`) and returns `(dx, d_init)`, `dx` in the input's layout.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Shape`] if `d_output` or `d_final` does not match the forward pass;
+        /// [`Error::Mismatch`] if `grads` is not shaped like `self`, the tape came from a network
+        /// with other settings, or the weights changed since it was recorded.
+        fn backward;
 
-    /// [`RecurrentStack::backward`] without the gradient of the input: adds the parameter
-    /// gradients into `grads` and returns only `d_init` `(L·D, B, H)`.
-    ///
-    /// Use it when the input is data that needs no gradient (PyTorch skips it too when the input
-    /// does not require grad): the first layer's input-gradient product is not formed, about a
-    /// ninth of the backward work of a one-layer LSTM with `I = H/2`.
-    ///
-    /// # Errors
-    ///
-    /// As [`RecurrentStack::backward`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use rand::SeedableRng;
-    /// use ndarray::Array3;
-    /// use recurrent::{Lstm, Params, RecurrentConfig};
-    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    /// let net = Lstm::<f32>::new(RecurrentConfig::new(3, 8), &mut rng)?;
-    /// let x = Array3::<f32>::ones((5, 2, 3)); // (T, B, I)
-    /// let (out, _, tape) = net.forward(x.view(), None, None)?;
-    /// let mut grads = net.zeros_like();
-    /// let d_init = net.backward_params(&tape, out.view(), None, &mut grads)?;
-    /// assert_eq!(d_init.h.dim(), (1, 2, 8));
-    /// assert!(grads.global_norm() > 0.0);
-    /// # Ok::<(), recurrent::Error>(())
-    /// ```
-    pub fn backward_params<F: Float>(
-        &self,
-        tape: &StackTape<F, C::Tape>,
-        d_output: ArrayView3<'_, F>,
-        d_final: Option<&Stacked<F, C>>,
-        grads: &mut Self,
-    ) -> Result<Stacked<F, C>>
-    where
-        C: Cell<F>,
-    {
-        Ok(self.backward_impl(tape, d_output, d_final, grads, false)?.1)
+        /// [`RecurrentStack::backward`] without the gradient of the input: adds the parameter
+        /// gradients into `grads` and returns only `d_init` `(L·D, B, H)`.
+        ///
+        /// Use it when the input is data that needs no gradient (PyTorch skips it too when the input
+        /// does not require grad): the first layer's input-gradient product is not formed, about a
+        /// ninth of the backward work of a one-layer LSTM with `I = H/2`.
+        ///
+        /// # Errors
+        ///
+        /// As [`RecurrentStack::backward`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # use rand::SeedableRng;
+        /// use ndarray::Array3;
+        /// use recurrent::{Lstm, Params, RecurrentConfig};
+        /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        /// let net = Lstm::<f32>::new(RecurrentConfig::new(3, 8), &mut rng)?;
+        /// let x = Array3::<f32>::ones((5, 2, 3)); // (T, B, I)
+        /// let (out, _, tape) = net.forward(x.view(), None, None)?;
+        /// let mut grads = net.zeros_like();
+        /// let d_init = net.backward_params(&tape, out.view(), None, &mut grads)?;
+        /// assert_eq!(d_init.h.dim(), (1, 2, 8));
+        /// assert!(grads.global_norm() > 0.0);
+        /// # Ok::<(), recurrent::Error>(())
+        /// ```
+        fn backward_params;
     }
 
     fn backward_impl<F: Float>(

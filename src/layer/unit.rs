@@ -424,3 +424,47 @@ pub(crate) fn unstack_or_zeros<F: Float, S: State<F>>(
         None => Ok(vec![S::zeros(batch, hidden); n]),
     }
 }
+
+/// Writes a layer's public `backward` and `backward_params` (docs given as attributes) over its
+/// private `backward_impl(tape, d_output, d_final, grads, want_dx)`, so the three layers share one
+/// shape of backward pass: `backward → (dx, d_init)`, `backward_params → d_init`.
+macro_rules! backward_methods {
+    (
+        tape: $tape:ty,
+        state: $state:ty,
+        $(#[$backward_doc:meta])*
+        fn backward;
+        $(#[$params_doc:meta])*
+        fn backward_params;
+    ) => {
+        $(#[$backward_doc])*
+        pub fn backward<F: Float>(
+            &self,
+            tape: &$tape,
+            d_output: ArrayView3<'_, F>,
+            d_final: Option<&$state>,
+            grads: &mut Self,
+        ) -> Result<(Array3<F>, $state)>
+        where
+            C: Cell<F>,
+        {
+            let (dx, d_init) = self.backward_impl(tape, d_output, d_final, grads, true)?;
+            Ok((dx.expect("input gradient asked for"), d_init))
+        }
+
+        $(#[$params_doc])*
+        pub fn backward_params<F: Float>(
+            &self,
+            tape: &$tape,
+            d_output: ArrayView3<'_, F>,
+            d_final: Option<&$state>,
+            grads: &mut Self,
+        ) -> Result<$state>
+        where
+            C: Cell<F>,
+        {
+            Ok(self.backward_impl(tape, d_output, d_final, grads, false)?.1)
+        }
+    };
+}
+pub(crate) use backward_methods;
