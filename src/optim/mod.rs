@@ -40,6 +40,23 @@
 //! # Ok::<(), recurrent::Error>(())
 //! ```
 
+/// Writes the one-field `with_*` setters of a config: each entry
+/// `/// docs` `with_x(field: Type);` becomes
+/// `pub fn with_x(mut self, field: Type) -> Self { self.field = field; self }`.
+///
+/// Setters that set several fields at once (`with_betas`) are written out by hand.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident($field:ident: $ty:ty);)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, $field: $ty) -> Self {
+                self.$field = $field;
+                self
+            }
+        )*
+    };
+}
+
 mod adagrad;
 mod adam;
 mod adamw;

@@ -404,40 +404,24 @@ impl ReduceLrOnPlateauConfig {
             eps: 1e-8,
         }
     }
-    /// Sets the mode.
-    pub fn with_mode(mut self, mode: PlateauMode) -> Self {
-        self.mode = mode;
-        self
-    }
-    /// Sets the reduction factor.
-    pub fn with_factor(mut self, factor: f64) -> Self {
-        self.factor = factor;
-        self
-    }
-    /// Sets the patience.
-    pub fn with_patience(mut self, patience: usize) -> Self {
-        self.patience = patience;
-        self
+    setters! {
+        /// Sets the mode.
+        with_mode(mode: PlateauMode);
+        /// Sets the reduction factor.
+        with_factor(factor: f64);
+        /// Sets the patience.
+        with_patience(patience: usize);
+        /// Sets the cooldown.
+        with_cooldown(cooldown: usize);
+        /// Sets the lower bound of the rate.
+        with_min_lr(min_lr: f64);
+        /// Sets the smallest drop that is applied.
+        with_eps(eps: f64);
     }
     /// Sets the improvement threshold and how it is measured.
     pub fn with_threshold(mut self, threshold: f64, threshold_mode: ThresholdMode) -> Self {
         self.threshold = threshold;
         self.threshold_mode = threshold_mode;
-        self
-    }
-    /// Sets the cooldown.
-    pub fn with_cooldown(mut self, cooldown: usize) -> Self {
-        self.cooldown = cooldown;
-        self
-    }
-    /// Sets the lower bound of the rate.
-    pub fn with_min_lr(mut self, min_lr: f64) -> Self {
-        self.min_lr = min_lr;
-        self
-    }
-    /// Sets the smallest drop that is applied.
-    pub fn with_eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
         self
     }
 
