@@ -35,6 +35,7 @@
 
 use std::f64::consts::PI;
 
+use super::{check_non_negative, check_unit_interval};
 use crate::error::{Error, Result};
 
 /// A learning-rate schedule.
@@ -59,16 +60,6 @@ pub trait LrSchedule {
 
 fn check_base_lr(base_lr: f64) -> Result<()> {
     check_non_negative("base_lr", base_lr)
-}
-
-fn check_non_negative(name: &str, v: f64) -> Result<()> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::InvalidConfig(format!(
-            "{name} must be finite and >= 0, got {v}"
-        )))
-    }
 }
 
 fn check_positive(name: &str, v: f64) -> Result<()> {
@@ -433,12 +424,7 @@ impl ReduceLrOnPlateauConfig {
     /// finite, or `factor` is outside `[0, 1)`.
     pub fn build(self) -> Result<ReduceLrOnPlateau> {
         check_base_lr(self.base_lr)?;
-        if !(self.factor >= 0.0 && self.factor < 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "factor must be in [0, 1), got {}",
-                self.factor
-            )));
-        }
+        check_unit_interval("factor", self.factor)?;
         check_non_negative("threshold", self.threshold)?;
         check_non_negative("min_lr", self.min_lr)?;
         check_non_negative("eps", self.eps)?;
