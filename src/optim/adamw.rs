@@ -58,13 +58,9 @@ impl<F: Float> AdamWConfig<F> {
             ..Self::default()
         }
     }
-    /// Sets `(beta1, beta2)`.
-    pub fn with_betas(mut self, beta1: F, beta2: F) -> Self {
-        self.beta1 = beta1;
-        self.beta2 = beta2;
-        self
-    }
     setters! {
+        /// Sets `(beta1, beta2)`.
+        with_betas(beta1: F, beta2: F);
         /// Sets `eps`.
         with_eps(eps: F);
         /// Sets the (decoupled) weight decay.

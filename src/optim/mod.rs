@@ -40,17 +40,15 @@
 //! # Ok::<(), recurrent::Error>(())
 //! ```
 
-/// Writes the one-field `with_*` setters of a config: each entry
-/// `/// docs` `with_x(field: Type);` becomes
-/// `pub fn with_x(mut self, field: Type) -> Self { self.field = field; self }`.
-///
-/// Setters that set several fields at once (`with_betas`) are written out by hand.
+/// Writes the `with_*` setters of a config: each entry `/// docs` `with_x(a: A, b: B);` becomes
+/// `pub fn with_x(mut self, a: A, b: B) -> Self`, which sets the fields `a` and `b` and returns
+/// the config.
 macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident($field:ident: $ty:ty);)*) => {
+    ($($(#[$doc:meta])* $name:ident($($field:ident: $ty:ty),+);)*) => {
         $(
             $(#[$doc])*
-            pub fn $name(mut self, $field: $ty) -> Self {
-                self.$field = $field;
+            pub fn $name(mut self, $($field: $ty),+) -> Self {
+                $(self.$field = $field;)+
                 self
             }
         )*

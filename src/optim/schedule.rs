@@ -402,18 +402,14 @@ impl ReduceLrOnPlateauConfig {
         with_factor(factor: f64);
         /// Sets the patience.
         with_patience(patience: usize);
+        /// Sets the improvement threshold and how it is measured.
+        with_threshold(threshold: f64, threshold_mode: ThresholdMode);
         /// Sets the cooldown.
         with_cooldown(cooldown: usize);
         /// Sets the lower bound of the rate.
         with_min_lr(min_lr: f64);
         /// Sets the smallest drop that is applied.
         with_eps(eps: f64);
-    }
-    /// Sets the improvement threshold and how it is measured.
-    pub fn with_threshold(mut self, threshold: f64, threshold_mode: ThresholdMode) -> Self {
-        self.threshold = threshold;
-        self.threshold_mode = threshold_mode;
-        self
     }
 
     /// Validates the settings and builds the schedule.
