@@ -54,25 +54,15 @@ impl<F: Float> AdagradConfig<F> {
             ..Self::default()
         }
     }
-    /// Sets the learning-rate decay.
-    pub fn with_lr_decay(mut self, lr_decay: F) -> Self {
-        self.lr_decay = lr_decay;
-        self
-    }
-    /// Sets the weight decay (L2 penalty added to the gradient).
-    pub fn with_weight_decay(mut self, weight_decay: F) -> Self {
-        self.weight_decay = weight_decay;
-        self
-    }
-    /// Sets the starting value of the accumulator.
-    pub fn with_initial_accumulator_value(mut self, value: F) -> Self {
-        self.initial_accumulator_value = value;
-        self
-    }
-    /// Sets `eps`.
-    pub fn with_eps(mut self, eps: F) -> Self {
-        self.eps = eps;
-        self
+    setters! {
+        /// Sets the learning-rate decay.
+        with_lr_decay(lr_decay: F);
+        /// Sets the weight decay (L2 penalty added to the gradient).
+        with_weight_decay(weight_decay: F);
+        /// Sets the starting value of the accumulator.
+        with_initial_accumulator_value(initial_accumulator_value: F);
+        /// Sets `eps`.
+        with_eps(eps: F);
     }
 
     /// Validates the settings and builds the optimizer.

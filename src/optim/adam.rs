@@ -54,26 +54,15 @@ impl<F: Float> AdamConfig<F> {
             ..Self::default()
         }
     }
-    /// Sets `(beta1, beta2)`.
-    pub fn with_betas(mut self, beta1: F, beta2: F) -> Self {
-        self.beta1 = beta1;
-        self.beta2 = beta2;
-        self
-    }
-    /// Sets `eps`.
-    pub fn with_eps(mut self, eps: F) -> Self {
-        self.eps = eps;
-        self
-    }
-    /// Sets the weight decay (L2 penalty added to the gradient).
-    pub fn with_weight_decay(mut self, weight_decay: F) -> Self {
-        self.weight_decay = weight_decay;
-        self
-    }
-    /// Turns AMSGrad on or off.
-    pub fn with_amsgrad(mut self, amsgrad: bool) -> Self {
-        self.amsgrad = amsgrad;
-        self
+    setters! {
+        /// Sets `(beta1, beta2)`.
+        with_betas(beta1: F, beta2: F);
+        /// Sets `eps`.
+        with_eps(eps: F);
+        /// Sets the weight decay (L2 penalty added to the gradient).
+        with_weight_decay(weight_decay: F);
+        /// Turns AMSGrad on or off.
+        with_amsgrad(amsgrad: bool);
     }
 
     /// Validates the settings and builds the optimizer.
@@ -83,12 +72,17 @@ impl<F: Float> AdamConfig<F> {
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if `lr`, `eps` or `weight_decay` is
     /// negative or not finite, or a beta is outside `[0, 1)`.
     pub fn build(self) -> Result<Optimizer<F, Adam<F>>> {
+        self.check()?;
+        Ok(Optimizer::new(Adam { config: self }))
+    }
+
+    /// The checks of [`AdamConfig::build`], shared with [`AdamWConfig::build`](super::AdamWConfig::build).
+    pub(super) fn check(&self) -> Result<()> {
         check_non_negative("lr", self.lr)?;
         check_non_negative("eps", self.eps)?;
         check_non_negative("weight_decay", self.weight_decay)?;
         check_unit_interval("beta1", self.beta1)?;
-        check_unit_interval("beta2", self.beta2)?;
-        Ok(Optimizer::new(Adam { config: self }))
+        check_unit_interval("beta2", self.beta2)
     }
 }
 

@@ -3,9 +3,7 @@
 use ndarray::{ArrayViewD, ArrayViewMutD};
 
 use super::adam::adam_update;
-use super::{
-    check_non_negative, check_unit_interval, AdamConfig, AdamSlot, Optimizer, SlotState, UpdateRule,
-};
+use super::{AdamConfig, AdamSlot, Optimizer, SlotState, UpdateRule};
 use crate::error::Result;
 use crate::float::Float;
 
@@ -60,26 +58,15 @@ impl<F: Float> AdamWConfig<F> {
             ..Self::default()
         }
     }
-    /// Sets `(beta1, beta2)`.
-    pub fn with_betas(mut self, beta1: F, beta2: F) -> Self {
-        self.beta1 = beta1;
-        self.beta2 = beta2;
-        self
-    }
-    /// Sets `eps`.
-    pub fn with_eps(mut self, eps: F) -> Self {
-        self.eps = eps;
-        self
-    }
-    /// Sets the (decoupled) weight decay.
-    pub fn with_weight_decay(mut self, weight_decay: F) -> Self {
-        self.weight_decay = weight_decay;
-        self
-    }
-    /// Turns AMSGrad on or off.
-    pub fn with_amsgrad(mut self, amsgrad: bool) -> Self {
-        self.amsgrad = amsgrad;
-        self
+    setters! {
+        /// Sets `(beta1, beta2)`.
+        with_betas(beta1: F, beta2: F);
+        /// Sets `eps`.
+        with_eps(eps: F);
+        /// Sets the (decoupled) weight decay.
+        with_weight_decay(weight_decay: F);
+        /// Turns AMSGrad on or off.
+        with_amsgrad(amsgrad: bool);
     }
 
     /// Validates the settings and builds the optimizer.
@@ -89,11 +76,8 @@ impl<F: Float> AdamWConfig<F> {
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if `lr`, `eps` or `weight_decay` is
     /// negative or not finite, or a beta is outside `[0, 1)`.
     pub fn build(self) -> Result<Optimizer<F, AdamW<F>>> {
-        check_non_negative("lr", self.lr)?;
-        check_non_negative("eps", self.eps)?;
-        check_non_negative("weight_decay", self.weight_decay)?;
-        check_unit_interval("beta1", self.beta1)?;
-        check_unit_interval("beta2", self.beta2)?;
+        // The same settings as Adam's, checked in the same order.
+        self.as_adam().check()?;
         Ok(Optimizer::new(AdamW { config: self }))
     }
 

@@ -40,6 +40,21 @@
 //! # Ok::<(), recurrent::Error>(())
 //! ```
 
+/// Writes the `with_*` setters of a config: each entry `/// docs` `with_x(a: A, b: B);` becomes
+/// `pub fn with_x(mut self, a: A, b: B) -> Self`, which sets the fields `a` and `b` and returns
+/// the config.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident($($field:ident: $ty:ty),+);)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, $($field: $ty),+) -> Self {
+                $(self.$field = $field;)+
+                self
+            }
+        )*
+    };
+}
+
 mod adagrad;
 mod adam;
 mod adamw;

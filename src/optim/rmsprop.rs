@@ -54,30 +54,17 @@ impl<F: Float> RmsPropConfig<F> {
             ..Self::default()
         }
     }
-    /// Sets the smoothing constant `alpha`.
-    pub fn with_alpha(mut self, alpha: F) -> Self {
-        self.alpha = alpha;
-        self
-    }
-    /// Sets `eps`.
-    pub fn with_eps(mut self, eps: F) -> Self {
-        self.eps = eps;
-        self
-    }
-    /// Sets the weight decay (L2 penalty added to the gradient).
-    pub fn with_weight_decay(mut self, weight_decay: F) -> Self {
-        self.weight_decay = weight_decay;
-        self
-    }
-    /// Sets the momentum factor.
-    pub fn with_momentum(mut self, momentum: F) -> Self {
-        self.momentum = momentum;
-        self
-    }
-    /// Turns the centered variant on or off.
-    pub fn with_centered(mut self, centered: bool) -> Self {
-        self.centered = centered;
-        self
+    setters! {
+        /// Sets the smoothing constant `alpha`.
+        with_alpha(alpha: F);
+        /// Sets `eps`.
+        with_eps(eps: F);
+        /// Sets the weight decay (L2 penalty added to the gradient).
+        with_weight_decay(weight_decay: F);
+        /// Sets the momentum factor.
+        with_momentum(momentum: F);
+        /// Turns the centered variant on or off.
+        with_centered(centered: bool);
     }
 
     /// Validates the settings and builds the optimizer.

@@ -35,6 +35,7 @@
 
 use std::f64::consts::PI;
 
+use super::{check_non_negative, check_unit_interval};
 use crate::error::{Error, Result};
 
 /// A learning-rate schedule.
@@ -59,16 +60,6 @@ pub trait LrSchedule {
 
 fn check_base_lr(base_lr: f64) -> Result<()> {
     check_non_negative("base_lr", base_lr)
-}
-
-fn check_non_negative(name: &str, v: f64) -> Result<()> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::InvalidConfig(format!(
-            "{name} must be finite and >= 0, got {v}"
-        )))
-    }
 }
 
 fn check_positive(name: &str, v: f64) -> Result<()> {
@@ -404,41 +395,21 @@ impl ReduceLrOnPlateauConfig {
             eps: 1e-8,
         }
     }
-    /// Sets the mode.
-    pub fn with_mode(mut self, mode: PlateauMode) -> Self {
-        self.mode = mode;
-        self
-    }
-    /// Sets the reduction factor.
-    pub fn with_factor(mut self, factor: f64) -> Self {
-        self.factor = factor;
-        self
-    }
-    /// Sets the patience.
-    pub fn with_patience(mut self, patience: usize) -> Self {
-        self.patience = patience;
-        self
-    }
-    /// Sets the improvement threshold and how it is measured.
-    pub fn with_threshold(mut self, threshold: f64, threshold_mode: ThresholdMode) -> Self {
-        self.threshold = threshold;
-        self.threshold_mode = threshold_mode;
-        self
-    }
-    /// Sets the cooldown.
-    pub fn with_cooldown(mut self, cooldown: usize) -> Self {
-        self.cooldown = cooldown;
-        self
-    }
-    /// Sets the lower bound of the rate.
-    pub fn with_min_lr(mut self, min_lr: f64) -> Self {
-        self.min_lr = min_lr;
-        self
-    }
-    /// Sets the smallest drop that is applied.
-    pub fn with_eps(mut self, eps: f64) -> Self {
-        self.eps = eps;
-        self
+    setters! {
+        /// Sets the mode.
+        with_mode(mode: PlateauMode);
+        /// Sets the reduction factor.
+        with_factor(factor: f64);
+        /// Sets the patience.
+        with_patience(patience: usize);
+        /// Sets the improvement threshold and how it is measured.
+        with_threshold(threshold: f64, threshold_mode: ThresholdMode);
+        /// Sets the cooldown.
+        with_cooldown(cooldown: usize);
+        /// Sets the lower bound of the rate.
+        with_min_lr(min_lr: f64);
+        /// Sets the smallest drop that is applied.
+        with_eps(eps: f64);
     }
 
     /// Validates the settings and builds the schedule.
@@ -449,12 +420,7 @@ impl ReduceLrOnPlateauConfig {
     /// finite, or `factor` is outside `[0, 1)`.
     pub fn build(self) -> Result<ReduceLrOnPlateau> {
         check_base_lr(self.base_lr)?;
-        if !(self.factor >= 0.0 && self.factor < 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "factor must be in [0, 1), got {}",
-                self.factor
-            )));
-        }
+        check_unit_interval("factor", self.factor)?;
         check_non_negative("threshold", self.threshold)?;
         check_non_negative("min_lr", self.min_lr)?;
         check_non_negative("eps", self.eps)?;

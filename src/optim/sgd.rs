@@ -51,25 +51,15 @@ impl<F: Float> SgdConfig<F> {
             ..Self::default()
         }
     }
-    /// Sets the momentum factor.
-    pub fn with_momentum(mut self, momentum: F) -> Self {
-        self.momentum = momentum;
-        self
-    }
-    /// Sets the dampening.
-    pub fn with_dampening(mut self, dampening: F) -> Self {
-        self.dampening = dampening;
-        self
-    }
-    /// Sets the weight decay (L2 penalty).
-    pub fn with_weight_decay(mut self, weight_decay: F) -> Self {
-        self.weight_decay = weight_decay;
-        self
-    }
-    /// Turns Nesterov momentum on or off.
-    pub fn with_nesterov(mut self, nesterov: bool) -> Self {
-        self.nesterov = nesterov;
-        self
+    setters! {
+        /// Sets the momentum factor.
+        with_momentum(momentum: F);
+        /// Sets the dampening.
+        with_dampening(dampening: F);
+        /// Sets the weight decay (L2 penalty).
+        with_weight_decay(weight_decay: F);
+        /// Turns Nesterov momentum on or off.
+        with_nesterov(nesterov: bool);
     }
 
     /// Validates the settings and builds the optimizer.
