@@ -45,13 +45,19 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::float::Float;
 
+// The driver, handles, packing and threading serve the instruction sets' kernels; the only
+// ones so far are x86-64's, so elsewhere they are left out (not dead code).
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
 mod driver;
+#[cfg(target_arch = "x86_64")]
 mod mat;
+#[cfg(target_arch = "x86_64")]
 mod pack;
 #[cfg(test)]
 mod tests;
+#[cfg(target_arch = "x86_64")]
 mod threading;
 
 #[cfg(target_arch = "x86_64")]
@@ -98,6 +104,7 @@ fn f32_view<'a, F: 'static>(v: ArrayView2<'a, F>) -> Option<ArrayView2<'a, f32>>
 }
 
 /// `v` as an `f32` view if `F` is `f32` (see [`f32_view`]).
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn f32_view_mut<'a, F: 'static>(mut v: ArrayViewMut2<'a, F>) -> Option<ArrayViewMut2<'a, f32>> {
     if TypeId::of::<F>() != TypeId::of::<f32>() {
@@ -219,7 +226,7 @@ impl<'a, F: Float> Prepared<'a, F> {
                     Form::Packed(isa, avx512::PackedB::new(b32))
                 }
             }
-            _ => {
+            (Isa::Portable, _) | (_, None) => {
                 if m <= SMALL_M {
                     Form::Dense(b.as_standard_layout().into_owned())
                 } else {
