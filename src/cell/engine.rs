@@ -9,7 +9,8 @@
 //!   `dh_prev = d_rec_t W_hh`; per chunk one GEMM for the weight gradients (`[dW_ih | dW_hh] =
 //!   d_xpᵀ [X | H_prev]` for RNN and LSTM, two for GRU) and one for `dX`. Chunks rather than the
 //!   whole sequence: the gate-gradient buffer stays cache-sized and the peak memory of a training
-//!   step stays close to the tape's size (tested at the S2 shape), at the same GEMM efficiency;
+//!   step stays close to the tape's size (tested for an LSTM at T = 100, B = 32, I = 128, H = 256),
+//!   at the same GEMM efficiency;
 //! * the recurrent weights (and, for `dX`, the input weights) are laid out for the GEMM once per
 //!   sequence ([`crate::gemm`]); tape and scratch buffers come from a pool that dropped tapes
 //!   refill ([`crate::pool`]), so a training loop does not page-fault fresh memory every step;
@@ -219,17 +220,26 @@ pub(crate) fn run<F: Float, K: Kernel<F>>(
             && std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("fma")
         {
-            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA, as just checked.
+            // SAFETY: `run_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract is
+            // that the CPU running it has them, which the detection above has just confirmed.
             return unsafe { run_avx512(kernel, w, x, h0, c0, sched, keep) };
         }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA, as just checked.
+            // SAFETY: `run_avx2` is compiled for AVX2 and FMA; its one contract is that the CPU
+            // running it has them, which the detection above has just confirmed.
             return unsafe { run_avx2(kernel, w, x, h0, c0, sched, keep) };
         }
     }
     run_impl(kernel, w, x, h0, c0, sched, keep)
 }
 
+/// [`run_impl`] compiled with AVX-512F, AVX2 and FMA enabled, so the element-wise kernels inlined into it use
+/// those vector instructions.
+///
+/// # Safety
+///
+/// Calling it is `unsafe` (except from code compiled with the same features): the CPU running it
+/// must support AVX-512F, AVX2 and FMA, or it executes instructions the CPU does not have (undefined behaviour).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn run_avx512<F: Float, K: Kernel<F>>(
@@ -244,6 +254,13 @@ fn run_avx512<F: Float, K: Kernel<F>>(
     run_impl(kernel, w, x, h0, c0, sched, keep)
 }
 
+/// [`run_impl`] compiled with AVX2 and FMA enabled, so the element-wise kernels inlined into it use
+/// those vector instructions.
+///
+/// # Safety
+///
+/// Calling it is `unsafe` (except from code compiled with the same features): the CPU running it
+/// must support AVX2 and FMA, or it executes instructions the CPU does not have (undefined behaviour).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn run_avx2<F: Float, K: Kernel<F>>(
@@ -258,6 +275,7 @@ fn run_avx2<F: Float, K: Kernel<F>>(
     run_impl(kernel, w, x, h0, c0, sched, keep)
 }
 
+/// The forward loop behind [`run`], inlined into each of its target-feature builds.
 #[inline(always)]
 fn run_impl<F: Float, K: Kernel<F>>(
     kernel: &K,
@@ -384,13 +402,15 @@ pub(crate) fn backward<F: Float, K: Kernel<F>>(
             && std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("fma")
         {
-            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA, as just checked.
+            // SAFETY: `backward_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract
+            // is that the CPU running it has them, which the detection above has just confirmed.
             return unsafe {
                 backward_avx512(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
             };
         }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA, as just checked.
+            // SAFETY: `backward_avx2` is compiled for AVX2 and FMA; its one contract is that the
+            // CPU running it has them, which the detection above has just confirmed.
             return unsafe {
                 backward_avx2(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
             };
@@ -399,6 +419,13 @@ pub(crate) fn backward<F: Float, K: Kernel<F>>(
     backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
 }
 
+/// [`backward_impl`] compiled with AVX-512F, AVX2 and FMA enabled, so the element-wise kernels inlined into it use
+/// those vector instructions.
+///
+/// # Safety
+///
+/// Calling it is `unsafe` (except from code compiled with the same features): the CPU running it
+/// must support AVX-512F, AVX2 and FMA, or it executes instructions the CPU does not have (undefined behaviour).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -415,6 +442,13 @@ fn backward_avx512<F: Float, K: Kernel<F>>(
     backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
 }
 
+/// [`backward_impl`] compiled with AVX2 and FMA enabled, so the element-wise kernels inlined into it use
+/// those vector instructions.
+///
+/// # Safety
+///
+/// Calling it is `unsafe` (except from code compiled with the same features): the CPU running it
+/// must support AVX2 and FMA, or it executes instructions the CPU does not have (undefined behaviour).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -431,6 +465,7 @@ fn backward_avx2<F: Float, K: Kernel<F>>(
     backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
 }
 
+/// The backward loop behind [`backward`], inlined into each of its target-feature builds.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn backward_impl<F: Float, K: Kernel<F>>(
