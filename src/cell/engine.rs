@@ -1,7 +1,7 @@
 //! The whole-sequence engine shared by every cell.
 //!
-//! A cell supplies a [`Kernel`]: the fused element-wise work of one step for one batch row, forward
-//! and backward. The engine does the rest, the same way for every cell:
+//! A cell supplies an [`EngineCell`]: its weights and the fused element-wise work of one step for
+//! one batch row, forward and backward. The engine does the rest, the same way for every cell:
 //!
 //! * the input projections of all steps in **one GEMM** `(T·B, I) × (I, G·H)`;
 //! * per step one recurrent GEMM `(B, H) × (H, G·H)` and the kernel on each row;
@@ -9,7 +9,8 @@
 //!   `dh_prev = d_rec_t W_hh`; per chunk one GEMM for the weight gradients (`[dW_ih | dW_hh] =
 //!   d_xpᵀ [X | H_prev]` for RNN and LSTM, two for GRU) and one for `dX`. Chunks rather than the
 //!   whole sequence: the gate-gradient buffer stays cache-sized and the peak memory of a training
-//!   step stays close to the tape's size (tested at the S2 shape), at the same GEMM efficiency;
+//!   step stays close to the tape's size (tested for an LSTM at T = 100, B = 32, I = 128, H = 256),
+//!   at the same GEMM efficiency;
 //! * the recurrent weights (and, for `dX`, the input weights) are laid out for the GEMM once per
 //!   sequence ([`crate::gemm`]); tape and scratch buffers come from a pool that dropped tapes
 //!   refill ([`crate::pool`]), so a training loop does not page-fault fresh memory every step;
@@ -26,6 +27,7 @@
 
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
 
+use super::builtin::{EngineCell, EngineState};
 use super::weights::{CellWeights, GradSums};
 use crate::float::Float;
 use crate::gemm::Prepared;
@@ -71,55 +73,6 @@ impl<'a> Schedule<'a> {
             s
         }
     }
-}
-
-/// The per-row element-wise work of one cell type.
-///
-/// Slices: `g` has `G·H` entries, the rest `H` (or 0 when the cell has no such part: `c` for cells
-/// without a cell state, `aux` for cells that save nothing extra, `rec` and `d_rec` for cells whose
-/// recurrent product is simply added to the input projection).
-pub(crate) trait Kernel<F: Float> {
-    /// Gates stacked in the weights.
-    const GATES: usize;
-    /// Has a cell state `c` (LSTM).
-    const HAS_C: bool;
-    /// Saves one extra `H`-vector per step (LSTM: `tanh(c)`; GRU: `h W_hnᵀ + b_hn`).
-    const HAS_AUX: bool;
-    /// Needs the recurrent product `h W_hhᵀ + b_hh` apart from the input projection (GRU).
-    const SEPARATE_REC: bool;
-
-    /// Forward: `g` holds the input projection (plus the recurrent product unless
-    /// `SEPARATE_REC`) and is overwritten with what backward needs (activated gates); writes the
-    /// new `h`, `c` and `aux`.
-    #[allow(clippy::too_many_arguments)]
-    fn forward_row(
-        &self,
-        g: &mut [F],
-        rec: &[F],
-        h_prev: &[F],
-        c_prev: &[F],
-        h: &mut [F],
-        c: &mut [F],
-        aux: &mut [F],
-    );
-
-    /// Backward: from the saved `g`, `aux`, previous state and the gradient `dh` reaching the new
-    /// `h` and `dc` reaching the new `c` (replaced by the gradient of `c_prev`), writes the gradient
-    /// of the input projection `d_xp`, of the recurrent product `d_rec` (if `SEPARATE_REC`) and the
-    /// direct part of the gradient of `h_prev` that does not go through `W_hh` (`dh_direct`).
-    #[allow(clippy::too_many_arguments)]
-    fn backward_row(
-        &self,
-        g: &[F],
-        aux: &[F],
-        h_prev: &[F],
-        c_prev: &[F],
-        dh: &[F],
-        dc: &mut [F],
-        d_xp: &mut [F],
-        d_rec: &mut [F],
-        dh_direct: &mut [F],
-    );
 }
 
 /// What the engine's forward saves for its backward.
@@ -195,21 +148,39 @@ fn row<F>(a: ArrayView2<'_, F>, r: usize) -> &[F] {
         .expect("engine buffers are contiguous")
 }
 
-/// What [`run`] returns: outputs `(T, B, H)`, last `h`, last `c` (`(B, 0)` without a cell state)
-/// and the tape if asked for.
-pub(crate) type RunOutput<F> = (Array3<F>, Array2<F>, Array2<F>, Option<SequenceTape<F>>);
+/// What [`run_impl`] returns: outputs `(T, B, H)`, last `h`, last `c` (`None` without a cell
+/// state) and the tape if asked for.
+type RunOutput<F> = (
+    Array3<F>,
+    Array2<F>,
+    Option<Array2<F>>,
+    Option<SequenceTape<F>>,
+);
 
-/// Runs a cell over `x` `(T, B, I)` from `h0` (and `c0`, `(B, H)` or `(B, 0)`).
+/// Runs `cell` over `x` `(T, B, I)` from `init`; returns the outputs `(T, B, H)`, the final state
+/// and, if `keep`, the tape.
 ///
 /// On x86-64 the whole loop is also compiled for AVX-512 and for AVX2 + FMA, so the element-wise
 /// kernels use 16- or 8-wide vectors; the choice is made at run time, and the generic build
 /// serves every other CPU.
-pub(crate) fn run<F: Float, K: Kernel<F>>(
-    kernel: &K,
-    w: &CellWeights<F>,
+pub(crate) fn run<F: Float, C: EngineCell<Elem = F>>(
+    cell: &C,
+    x: ArrayView3<'_, F>,
+    init: &C::State,
+    sched: Schedule<'_>,
+    keep: bool,
+) -> (Array3<F>, C::State, Option<SequenceTape<F>>) {
+    let (h0, c0) = init.split();
+    let (out, h, c, tape) = run_dispatch(cell, x, h0, c0, sched, keep);
+    (out, C::State::join(h, c), tape)
+}
+
+/// [`run_impl`] in the best build the CPU can run.
+fn run_dispatch<F: Float, C: EngineCell<Elem = F>>(
+    kernel: &C,
     x: ArrayView3<'_, F>,
     h0: ArrayView2<'_, F>,
-    c0: ArrayView2<'_, F>,
+    c0: Option<ArrayView2<'_, F>>,
     sched: Schedule<'_>,
     keep: bool,
 ) -> RunOutput<F> {
@@ -219,63 +190,82 @@ pub(crate) fn run<F: Float, K: Kernel<F>>(
             && std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("fma")
         {
-            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA, as just checked.
-            return unsafe { run_avx512(kernel, w, x, h0, c0, sched, keep) };
+            // SAFETY: `run_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract is
+            // that the CPU running it has them, which the detection above has just confirmed.
+            return unsafe { run_avx512(kernel, x, h0, c0, sched, keep) };
         }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA, as just checked.
-            return unsafe { run_avx2(kernel, w, x, h0, c0, sched, keep) };
+            // SAFETY: `run_avx2` is compiled for AVX2 and FMA; its one contract is that the CPU
+            // running it has them, which the detection above has just confirmed.
+            return unsafe { run_avx2(kernel, x, h0, c0, sched, keep) };
         }
     }
-    run_impl(kernel, w, x, h0, c0, sched, keep)
+    run_impl(kernel, x, h0, c0, sched, keep)
 }
 
+/// [`run_impl`] compiled with AVX-512F, AVX2 and FMA enabled, so that the element-wise
+/// kernels inlined into it use those vector instructions.
+///
+/// # Safety
+///
+/// Calling it is `unsafe` (except from code compiled with the same features): the CPU
+/// running it must support AVX-512F, AVX2 and FMA; otherwise it executes instructions the CPU
+/// does not have, which is undefined behaviour.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn run_avx512<F: Float, K: Kernel<F>>(
-    kernel: &K,
-    w: &CellWeights<F>,
+fn run_avx512<F: Float, C: EngineCell<Elem = F>>(
+    kernel: &C,
     x: ArrayView3<'_, F>,
     h0: ArrayView2<'_, F>,
-    c0: ArrayView2<'_, F>,
+    c0: Option<ArrayView2<'_, F>>,
     sched: Schedule<'_>,
     keep: bool,
 ) -> RunOutput<F> {
-    run_impl(kernel, w, x, h0, c0, sched, keep)
+    run_impl(kernel, x, h0, c0, sched, keep)
 }
 
+/// [`run_impl`] compiled with AVX2 and FMA enabled, so that the element-wise
+/// kernels inlined into it use those vector instructions.
+///
+/// # Safety
+///
+/// Calling it is `unsafe` (except from code compiled with the same features): the CPU
+/// running it must support AVX2 and FMA; otherwise it executes instructions the CPU
+/// does not have, which is undefined behaviour.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn run_avx2<F: Float, K: Kernel<F>>(
-    kernel: &K,
-    w: &CellWeights<F>,
+fn run_avx2<F: Float, C: EngineCell<Elem = F>>(
+    kernel: &C,
     x: ArrayView3<'_, F>,
     h0: ArrayView2<'_, F>,
-    c0: ArrayView2<'_, F>,
+    c0: Option<ArrayView2<'_, F>>,
     sched: Schedule<'_>,
     keep: bool,
 ) -> RunOutput<F> {
-    run_impl(kernel, w, x, h0, c0, sched, keep)
+    run_impl(kernel, x, h0, c0, sched, keep)
 }
 
+/// The forward loop behind [`run`], inlined into each of its target-feature builds.
 #[inline(always)]
-fn run_impl<F: Float, K: Kernel<F>>(
-    kernel: &K,
-    w: &CellWeights<F>,
+fn run_impl<F: Float, C: EngineCell<Elem = F>>(
+    kernel: &C,
     x: ArrayView3<'_, F>,
     h0: ArrayView2<'_, F>,
-    c0: ArrayView2<'_, F>,
+    c0: Option<ArrayView2<'_, F>>,
     sched: Schedule<'_>,
     keep: bool,
 ) -> RunOutput<F> {
+    let w = kernel.weights();
     let (steps, batch, input) = x.dim();
     let hidden = w.weight_hh.ncols();
-    let gh = K::GATES * hidden;
-    let hc = if K::HAS_C { hidden } else { 0 };
-    let ha = if K::HAS_AUX { hidden } else { 0 };
+    let gh = C::GATES * hidden;
+    let hc = if c0.is_some() { hidden } else { 0 };
+    let ha = if C::HAS_AUX { hidden } else { 0 };
     assert_eq!(input, w.weight_ih.ncols(), "x must be (T, B, I)");
     assert_eq!(h0.dim(), (batch, hidden), "h0 must be (B, H)");
-    assert_eq!(c0.dim(), (batch, hc), "c0 must be (B, H)");
+    if let Some(c0) = c0 {
+        assert_eq!(c0.dim(), (batch, hidden), "c0 must be (B, H)");
+    }
     if let Some(l) = sched.lengths {
         assert_eq!(l.len(), batch, "one length per sequence");
     }
@@ -287,7 +277,7 @@ fn run_impl<F: Float, K: Kernel<F>>(
         .expect("standard layout reshapes");
     // Buffers that every step overwrites come from the engine's pool (see `crate::pool`).
     let mut g = pool::scratch((steps * batch, gh));
-    w.project_inputs(x2.view(), &mut g, !K::SEPARATE_REC);
+    w.project_inputs(x2.view(), &mut g, !C::SEPARATE_REC);
 
     let n_slots = if keep { steps + 1 } else { 2 };
     let init = if keep && sched.reverse { steps } else { 0 };
@@ -295,10 +285,12 @@ fn run_impl<F: Float, K: Kernel<F>>(
     let mut hs = pool::scratch((n_slots, batch, hidden));
     hs.index_axis_mut(Axis(0), init).assign(&h0);
     let mut cs = pool::scratch((n_slots, batch, hc));
-    cs.index_axis_mut(Axis(0), init).assign(&c0);
+    if let Some(c0) = c0 {
+        cs.index_axis_mut(Axis(0), init).assign(&c0);
+    }
     // Written for the rows active at each step; backward reads no other.
     let mut aux = pool::scratch((if keep { steps } else { 1 }, batch, ha));
-    let mut rec = Array2::zeros((batch, if K::SEPARATE_REC { gh } else { 0 }));
+    let mut rec = Array2::zeros((batch, if C::SEPARATE_REC { gh } else { 0 }));
     let mut out = Array3::zeros((steps, batch, hidden));
     // The recurrent weights laid out once for the per-step products `h_prev · W_hhᵀ`.
     let w_hh_t = Prepared::new(w.weight_hh.t(), batch);
@@ -311,7 +303,7 @@ fn run_impl<F: Float, K: Kernel<F>>(
         let (h_prev, mut h_next) = hs.multi_slice_mut((s![pi, .., ..], s![ni, .., ..]));
         let (c_prev, mut c_next) = cs.multi_slice_mut((s![pi, .., ..], s![ni, .., ..]));
         let mut gt = g.slice_mut(s![t * batch..(t + 1) * batch, ..]);
-        if K::SEPARATE_REC {
+        if C::SEPARATE_REC {
             w_hh_t.mul(h_prev.view(), &mut rec.view_mut(), false);
             if let Some(b) = &w.bias_hh {
                 rec.rows_mut().into_iter().for_each(|mut r| r += b);
@@ -342,7 +334,7 @@ fn run_impl<F: Float, K: Kernel<F>>(
         }
     }
     let h_last = hs.index_axis(Axis(0), last).to_owned();
-    let c_last = cs.index_axis(Axis(0), last).to_owned();
+    let c_last = c0.map(|_| cs.index_axis(Axis(0), last).to_owned());
     if !keep {
         pool::give_array(g);
         pool::give_array(aux);
@@ -364,96 +356,134 @@ fn run_impl<F: Float, K: Kernel<F>>(
     (out, h_last, c_last, Some(tape))
 }
 
-/// Backpropagation through time over a [`SequenceTape`]. Adds parameter gradients into `grads`;
-/// returns `(dx (T, B, I), dh0, dc0)` (`dc0` is `(B, 0)` without a cell state). Without
-/// `want_dx` the input-gradient product is skipped and `dx` is `(T, B, 0)`.
+/// What [`backward_impl`] returns: `dx (T, B, I)`, `dh0 (B, H)` and `dc0 (B, H)` (`None`
+/// without a cell state).
+type BackwardOutput<F> = (Array3<F>, Array2<F>, Option<Array2<F>>);
+
+/// Backpropagation through time over a [`SequenceTape`] of `cell`, from the gradients of the
+/// outputs `d_out` `(T, B, H)` and of the final state. Adds parameter gradients into `grads`;
+/// returns `(dx (T, B, I), d_init)`. Without `want_dx` the input-gradient product is skipped and
+/// `dx` is `(T, B, 0)`.
+///
+/// Dispatched at run time like [`run`].
+pub(crate) fn backward<F: Float, C: EngineCell<Elem = F>>(
+    cell: &C,
+    tape: &SequenceTape<F>,
+    d_out: ArrayView3<'_, F>,
+    d_final: &C::State,
+    grads: &mut CellWeights<F>,
+    want_dx: bool,
+) -> (Array3<F>, C::State) {
+    let (dh_final, dc_final) = d_final.split();
+    let (dx, dh, dc) = backward_dispatch(cell, tape, d_out, dh_final, dc_final, grads, want_dx);
+    (dx, C::State::join(dh, dc))
+}
+
+/// [`backward_impl`] in the best build the CPU can run.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward<F: Float, K: Kernel<F>>(
-    kernel: &K,
-    w: &CellWeights<F>,
+fn backward_dispatch<F: Float, C: EngineCell<Elem = F>>(
+    kernel: &C,
     tape: &SequenceTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
-    dc_final: ArrayView2<'_, F>,
+    dc_final: Option<ArrayView2<'_, F>>,
     grads: &mut CellWeights<F>,
     want_dx: bool,
-) -> (Array3<F>, Array2<F>, Array2<F>) {
+) -> BackwardOutput<F> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("fma")
         {
-            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA, as just checked.
+            // SAFETY: `backward_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract
+            // is that the CPU running it has them, which the detection above has just confirmed.
             return unsafe {
-                backward_avx512(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
+                backward_avx512(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
             };
         }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA, as just checked.
+            // SAFETY: `backward_avx2` is compiled for AVX2 and FMA; its one contract is that the
+            // CPU running it has them, which the detection above has just confirmed.
             return unsafe {
-                backward_avx2(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
+                backward_avx2(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
             };
         }
     }
-    backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
+    backward_impl(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
 }
 
+/// [`backward_impl`] compiled with AVX-512F, AVX2 and FMA enabled, so that the element-wise
+/// kernels inlined into it use those vector instructions.
+///
+/// # Safety
+///
+/// Calling it is `unsafe` (except from code compiled with the same features): the CPU
+/// running it must support AVX-512F, AVX2 and FMA; otherwise it executes instructions the CPU
+/// does not have, which is undefined behaviour.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-fn backward_avx512<F: Float, K: Kernel<F>>(
-    kernel: &K,
-    w: &CellWeights<F>,
+fn backward_avx512<F: Float, C: EngineCell<Elem = F>>(
+    kernel: &C,
     tape: &SequenceTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
-    dc_final: ArrayView2<'_, F>,
+    dc_final: Option<ArrayView2<'_, F>>,
     grads: &mut CellWeights<F>,
     want_dx: bool,
-) -> (Array3<F>, Array2<F>, Array2<F>) {
-    backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
+) -> BackwardOutput<F> {
+    backward_impl(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
 }
 
+/// [`backward_impl`] compiled with AVX2 and FMA enabled, so that the element-wise
+/// kernels inlined into it use those vector instructions.
+///
+/// # Safety
+///
+/// Calling it is `unsafe` (except from code compiled with the same features): the CPU
+/// running it must support AVX2 and FMA; otherwise it executes instructions the CPU
+/// does not have, which is undefined behaviour.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-fn backward_avx2<F: Float, K: Kernel<F>>(
-    kernel: &K,
-    w: &CellWeights<F>,
+fn backward_avx2<F: Float, C: EngineCell<Elem = F>>(
+    kernel: &C,
     tape: &SequenceTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
-    dc_final: ArrayView2<'_, F>,
+    dc_final: Option<ArrayView2<'_, F>>,
     grads: &mut CellWeights<F>,
     want_dx: bool,
-) -> (Array3<F>, Array2<F>, Array2<F>) {
-    backward_impl(kernel, w, tape, d_out, dh_final, dc_final, grads, want_dx)
+) -> BackwardOutput<F> {
+    backward_impl(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
 }
 
+/// The backward loop behind [`backward`], inlined into each of its target-feature builds.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn backward_impl<F: Float, K: Kernel<F>>(
-    kernel: &K,
-    w: &CellWeights<F>,
+fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
+    kernel: &C,
     tape: &SequenceTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
-    dc_final: ArrayView2<'_, F>,
+    dc_final: Option<ArrayView2<'_, F>>,
     grads: &mut CellWeights<F>,
     want_dx: bool,
-) -> (Array3<F>, Array2<F>, Array2<F>) {
+) -> BackwardOutput<F> {
+    let w = kernel.weights();
     let (steps, batch) = (tape.steps(), tape.batch());
     let hidden = w.weight_hh.ncols();
-    let gh = K::GATES * hidden;
-    let hc = if K::HAS_C { hidden } else { 0 };
+    let gh = C::GATES * hidden;
     assert_eq!(
         d_out.dim(),
         (steps, batch, hidden),
         "d_output must be (T, B, H)"
     );
     assert_eq!(dh_final.dim(), (batch, hidden), "dh_final must be (B, H)");
-    assert_eq!(dc_final.dim(), (batch, hc), "dc_final must be (B, H)");
+    if let Some(dc_final) = dc_final {
+        assert_eq!(dc_final.dim(), (batch, hidden), "dc_final must be (B, H)");
+    }
     assert_eq!(
         grads.weight_hh.dim(),
         w.weight_hh.dim(),
@@ -478,17 +508,21 @@ fn backward_impl<F: Float, K: Kernel<F>>(
     let chunk = (CHUNK_ROWS / batch.max(1)).clamp(1, steps.max(1));
     // Every row of a chunk is written before it is read (padding rows with zeros).
     let mut d_xp = pool::scratch((chunk * batch, gh));
-    let mut d_rec_sep = pool::scratch((if K::SEPARATE_REC { chunk * batch } else { 0 }, gh));
+    let mut d_rec_sep = pool::scratch((if C::SEPARATE_REC { chunk * batch } else { 0 }, gh));
     let mut dx = Array2::zeros((steps * batch, input));
     let mut dh_next = dh_final.as_standard_layout().into_owned();
-    let mut dc = dc_final.as_standard_layout().into_owned();
+    // Without a cell state, `(B, 0)`: the kernel gets empty rows.
+    let mut dc = match dc_final {
+        Some(dc) => dc.as_standard_layout().into_owned(),
+        None => Array2::zeros((batch, 0)),
+    };
     let mut dh = Array2::zeros((batch, hidden));
     let mut direct = Array2::zeros((batch, hidden));
     // The recurrent weights laid out once for the per-step products `d_rec · W_hh`.
     let w_hh = Prepared::new(w.weight_hh.view(), batch);
     let first = if sched.reverse { 1 } else { 0 };
 
-    let mut sums = GradSums::new(w, !K::SEPARATE_REC, chunk * batch);
+    let mut sums = GradSums::new(w, !C::SEPARATE_REC, chunk * batch);
     // The input weights laid out once for the per-chunk input gradients `d_xp · W_ih`.
     let w_ih = want_dx.then(|| Prepared::new(w.weight_ih.view(), chunk * batch));
     let mut s_hi = steps;
@@ -507,7 +541,7 @@ fn backward_impl<F: Float, K: Kernel<F>>(
             let aux_t = tape.aux.index_axis(Axis(0), t);
             let d_out_t = d_out.index_axis(Axis(0), t);
             let mut dxp_t = d_xp.slice_mut(s![rows.clone(), ..]);
-            let mut drec_t = if K::SEPARATE_REC {
+            let mut drec_t = if C::SEPARATE_REC {
                 d_rec_sep.slice_mut(s![rows, ..])
             } else {
                 d_rec_sep.slice_mut(s![.., ..])
@@ -518,7 +552,7 @@ fn backward_impl<F: Float, K: Kernel<F>>(
                         .and(d_out_t.row(r))
                         .and(dh_next.row(r))
                         .for_each(|a, &u, &v| *a = u + v);
-                    let d_rec_row = if K::SEPARATE_REC {
+                    let d_rec_row = if C::SEPARATE_REC {
                         drec_t.row_mut(r).into_slice().expect("contiguous")
                     } else {
                         &mut []
@@ -539,14 +573,14 @@ fn backward_impl<F: Float, K: Kernel<F>>(
                     // ignored, and dc is carried unchanged. The step's gate gradients are zero.
                     direct.row_mut(r).assign(&dh_next.row(r));
                     dxp_t.row_mut(r).fill(F::zero());
-                    if K::SEPARATE_REC {
+                    if C::SEPARATE_REC {
                         drec_t.row_mut(r).fill(F::zero());
                     }
                 }
             }
             // Every row of `direct` was just written: it becomes `dh_next` without a copy.
             std::mem::swap(&mut dh_next, &mut direct);
-            let d_rec_t = if K::SEPARATE_REC {
+            let d_rec_t = if C::SEPARATE_REC {
                 drec_t.view()
             } else {
                 dxp_t.view()
@@ -557,7 +591,7 @@ fn backward_impl<F: Float, K: Kernel<F>>(
         // Weight and input gradients of the chunk's steps, one product each.
         let rows = n * batch;
         let d_xp_c = d_xp.slice(s![..rows, ..]);
-        let d_rec_c = if K::SEPARATE_REC {
+        let d_rec_c = if C::SEPARATE_REC {
             d_rec_sep.slice(s![..rows, ..])
         } else {
             d_xp_c
@@ -585,7 +619,7 @@ fn backward_impl<F: Float, K: Kernel<F>>(
     let dx = dx
         .into_shape_with_order((steps, batch, input))
         .expect("contiguous");
-    (dx, dh_next, dc)
+    (dx, dh_next, dc_final.map(|_| dc))
 }
 
 /// Rows of gate gradients the backward pass collects before forming the weight gradients of
@@ -602,16 +636,15 @@ pub struct StepCache<F: Float> {
     aux: Array2<F>,
 }
 
-/// One step for every row: returns `(h, c, cache)`.
-pub(crate) fn step<F: Float, K: Kernel<F>>(
-    kernel: &K,
-    w: &CellWeights<F>,
+/// One step of `cell` for every row of `x` `(B, I)` from `state`: returns the new state and the
+/// cache for [`backward_step`].
+pub(crate) fn step<F: Float, C: EngineCell<Elem = F>>(
+    cell: &C,
     x: ArrayView2<'_, F>,
-    h_prev: ArrayView2<'_, F>,
-    c_prev: ArrayView2<'_, F>,
-) -> (Array2<F>, Array2<F>, StepCache<F>) {
+    state: &C::State,
+) -> (C::State, StepCache<F>) {
     let x3 = x.insert_axis(Axis(0));
-    let (_, h, c, tape) = run(kernel, w, x3, h_prev, c_prev, Schedule::FORWARD, true);
+    let (_, next, tape) = run(cell, x3, state, Schedule::FORWARD, true);
     let mut tape = tape.expect("tape kept");
     let cache = StepCache {
         x: std::mem::take(&mut tape.x),
@@ -620,23 +653,25 @@ pub(crate) fn step<F: Float, K: Kernel<F>>(
         g: std::mem::take(&mut tape.g),
         aux: std::mem::take(&mut tape.aux).index_axis_move(Axis(0), 0),
     };
-    (h, c, cache)
+    (next, cache)
 }
 
-/// The backward of [`step`]: returns `(dx, dh_prev, dc_prev)`.
-pub(crate) fn backward_step<F: Float, K: Kernel<F>>(
-    kernel: &K,
-    w: &CellWeights<F>,
+/// The backward of [`step`], from the gradient `d_state` of the new state: adds the parameter
+/// gradients into `grads` and returns `(dx (B, I), d_previous_state)`.
+pub(crate) fn backward_step<F: Float, C: EngineCell<Elem = F>>(
+    kernel: &C,
     cache: &StepCache<F>,
-    dh: ArrayView2<'_, F>,
-    dc: ArrayView2<'_, F>,
+    d_state: &C::State,
     grads: &mut CellWeights<F>,
-) -> (Array2<F>, Array2<F>, Array2<F>) {
+) -> (Array2<F>, C::State) {
+    let w = kernel.weights();
+    let (dh, dc) = d_state.split();
     let batch = cache.x.nrows();
     let hidden = w.weight_hh.ncols();
-    let hc = if K::HAS_C { hidden } else { 0 };
     assert_eq!(dh.dim(), (batch, hidden), "d_state.h must be (B, H)");
-    assert_eq!(dc.dim(), (batch, hc), "d_state.c must be (B, H)");
+    if let Some(dc) = dc {
+        assert_eq!(dc.dim(), (batch, hidden), "d_state.c must be (B, H)");
+    }
     assert_eq!(
         grads.weight_hh.dim(),
         w.weight_hh.dim(),
@@ -647,11 +682,15 @@ pub(crate) fn backward_step<F: Float, K: Kernel<F>>(
         w.has_bias(),
         "grads must be shaped like the weights"
     );
-    let gh = K::GATES * hidden;
+    let gh = C::GATES * hidden;
     let dh = dh.as_standard_layout();
-    let mut dc = dc.as_standard_layout().into_owned();
+    // Without a cell state, `(B, 0)`: the kernel gets empty rows.
+    let mut dc_prev = match dc {
+        Some(dc) => dc.as_standard_layout().into_owned(),
+        None => Array2::zeros((batch, 0)),
+    };
     let mut d_xp = Array2::zeros((batch, gh));
-    let mut d_rec = Array2::zeros((batch, if K::SEPARATE_REC { gh } else { 0 }));
+    let mut d_rec = Array2::zeros((batch, if C::SEPARATE_REC { gh } else { 0 }));
     let mut dh_prev = Array2::zeros((batch, hidden));
     for r in 0..batch {
         kernel.backward_row(
@@ -660,13 +699,13 @@ pub(crate) fn backward_step<F: Float, K: Kernel<F>>(
             row(cache.h_prev.view(), r),
             row(cache.c_prev.view(), r),
             row(dh.view(), r),
-            dc.row_mut(r).into_slice().expect("contiguous"),
+            dc_prev.row_mut(r).into_slice().expect("contiguous"),
             d_xp.row_mut(r).into_slice().expect("contiguous"),
             d_rec.row_mut(r).into_slice().expect("contiguous"),
             dh_prev.row_mut(r).into_slice().expect("contiguous"),
         );
     }
-    let d_rec = if K::SEPARATE_REC {
+    let d_rec = if C::SEPARATE_REC {
         d_rec.view()
     } else {
         d_xp.view()
@@ -680,5 +719,5 @@ pub(crate) fn backward_step<F: Float, K: Kernel<F>>(
     );
     Prepared::new(w.weight_hh.view(), batch).mul(d_rec, &mut dh_prev.view_mut(), true);
     let dx = w.input_grad(d_xp.view());
-    (dx, dh_prev, dc)
+    (dx, C::State::join(dh_prev, dc.map(|_| dc_prev)))
 }

@@ -1,22 +1,35 @@
 //! The GRU cell (PyTorch's equations and gate order r, z, n).
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD};
+use ndarray::Array2;
 use rand::Rng;
 
-use super::engine::{self, Kernel, Schedule, SequenceTape, StepCache};
+use super::builtin::EngineCell;
 use super::weights::CellWeights;
-use super::Cell;
+use super::{CellInit, Nonlinearity};
 use crate::error::Result;
 use crate::float::Float;
-use crate::params::Params;
 
 /// Gated recurrent unit, exactly `torch.nn.GRU`'s step:
 ///
 /// ```text
 /// r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr)
 /// z = σ(x W_izᵀ + b_iz + h W_hzᵀ + b_hz)
-/// n = tanh(x W_inᵀ + b_in + r ∘ (h W_hnᵀ + b_hn))
+/// n = tanh(x W_inᵀ + b_in + r ∘ q),   q = h W_hnᵀ + b_hn
 /// h' = (1 − z) ∘ n + z ∘ h
+/// ```
+///
+/// and its backward, from the gradient `dh'` reaching `h'` (`σ' = s(1 − s)`, `tanh' = 1 − t²`,
+/// from the saved activations; the input side and the recurrent side get different gradients
+/// because `r` multiplies only the recurrent part of `n`):
+///
+/// ```text
+/// dn = dh' ∘ (1 − z) ∘ (1 − n²)                (gradients of the pre-activations)
+/// dz = dh' ∘ (h − n) ∘ z(1 − z)
+/// dr = dn ∘ q ∘ r(1 − r)
+/// dq = dn ∘ r
+/// dx = [dr dz dn] W_ih,   dh = dh' ∘ z + [dr dz dq] W_hh
+/// dW_ih += [dr dz dn]ᵀ x,   dW_hh += [dr dz dq]ᵀ h
+/// db_ih += Σ_batch [dr dz dn],   db_hh += Σ_batch [dr dz dq]
 /// ```
 ///
 /// The reset gate multiplies the recurrent product *including its bias* `b_hn`, as PyTorch (and
@@ -46,16 +59,24 @@ pub struct GruCell<F: Float> {
     weights: CellWeights<F>,
 }
 
-const GATES: usize = 3;
-
-/// The GRU's fused element-wise kernel. Saves `r, z, n` in `g` and `h W_hnᵀ + b_hn` in `aux`.
-struct GruKernel;
-
-impl<F: Float> Kernel<F> for GruKernel {
-    const GATES: usize = GATES;
-    const HAS_C: bool = false;
+/// The fused element-wise kernel; saves `r, z, n` in `g` and `q = h W_hnᵀ + b_hn` in `aux`.
+impl<F: Float> EngineCell for GruCell<F> {
+    type Elem = F;
+    type State = Array2<F>;
+    const GATES: usize = 3;
+    const KIND: &'static str = "GRU";
     const HAS_AUX: bool = true;
     const SEPARATE_REC: bool = true;
+
+    fn assemble(weights: CellWeights<F>, _: Nonlinearity) -> Self {
+        Self { weights }
+    }
+    fn weights(&self) -> &CellWeights<F> {
+        &self.weights
+    }
+    fn weights_mut(&mut self) -> &mut CellWeights<F> {
+        &mut self.weights
+    }
 
     #[inline(always)]
     fn forward_row(
@@ -116,6 +137,7 @@ impl<F: Float> Kernel<F> for GruKernel {
         let (xz, xn) = rest.split_at_mut(n);
         let (hr, rest) = d_rec.split_at_mut(n);
         let (hz, hn) = rest.split_at_mut(n);
+        // The equations of the type's docs, row by row (`hn` is `dq`).
         for j in 0..n {
             let (r, z, nv) = (gr[j], gz[j], gn[j]);
             let d_n = dh[j] * (one - z) * (one - nv * nv);
@@ -133,30 +155,6 @@ impl<F: Float> Kernel<F> for GruKernel {
 }
 
 impl<F: Float> GruCell<F> {
-    /// The engine's backward; `dx` is `(T, B, 0)` without `input_grad`.
-    #[track_caller]
-    fn backward_engine(
-        &self,
-        tape: &SequenceTape<F>,
-        d_output: ArrayView3<'_, F>,
-        d_final: &Array2<F>,
-        grads: &mut Self,
-        input_grad: bool,
-    ) -> (Array3<F>, Array2<F>) {
-        let none = Array2::zeros((d_final.nrows(), 0));
-        let (dx, dh, _) = engine::backward(
-            &GruKernel,
-            &self.weights,
-            tape,
-            d_output,
-            d_final.view(),
-            none.view(),
-            &mut grads.weights,
-            input_grad,
-        );
-        (dx, dh)
-    }
-
     /// A cell with biases and PyTorch's default initialisation, `uniform(−1/√H, 1/√H)`.
     ///
     /// # Errors
@@ -181,8 +179,7 @@ impl<F: Float> GruCell<F> {
         bias: bool,
         rng: &mut R,
     ) -> Result<Self> {
-        let weights = CellWeights::init(GATES, input_size, hidden_size, bias, rng)?;
-        Ok(Self { weights })
+        Self::init_cell(input_size, hidden_size, bias, Nonlinearity::Tanh, rng)
     }
 
     /// A cell from given weights in PyTorch's layout (gate order r, z, n).
@@ -193,9 +190,7 @@ impl<F: Float> GruCell<F> {
     /// (`weight_hh` must be `(3H, H)`, `weight_ih` `(3H, I)`, biases `(3H)`), and
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if only one bias is given.
     pub fn from_weights(weights: CellWeights<F>) -> Result<Self> {
-        Ok(Self {
-            weights: weights.checked(GATES)?,
-        })
+        Self::cell_from_weights(weights, Nonlinearity::Tanh)
     }
 
     /// The weights, in PyTorch's layout.
@@ -206,117 +201,5 @@ impl<F: Float> GruCell<F> {
     /// Consumes the cell and returns its weights.
     pub fn into_weights(self) -> CellWeights<F> {
         self.weights
-    }
-}
-
-impl<F: Float> Params<F> for GruCell<F> {
-    fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
-        self.weights.named_arrays()
-    }
-    fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
-        self.weights.arrays_mut()
-    }
-}
-
-impl<F: Float> Cell<F> for GruCell<F> {
-    type State = Array2<F>;
-    type StepCache = StepCache<F>;
-    type Tape = SequenceTape<F>;
-
-    fn input_size(&self) -> usize {
-        self.weights.weight_ih.ncols()
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.weights.weight_hh.ncols()
-    }
-
-    #[track_caller]
-    fn step(&self, x: ArrayView2<'_, F>, state: &Array2<F>) -> (Array2<F>, StepCache<F>) {
-        let none = Array2::zeros((state.nrows(), 0));
-        let (h, _, cache) = engine::step(&GruKernel, &self.weights, x, state.view(), none.view());
-        (h, cache)
-    }
-
-    #[track_caller]
-    fn backward_step(
-        &self,
-        cache: &StepCache<F>,
-        d_state: &Array2<F>,
-        grads: &mut Self,
-    ) -> (Array2<F>, Array2<F>) {
-        let none = Array2::zeros((d_state.nrows(), 0));
-        let (dx, dh, _) = engine::backward_step(
-            &GruKernel,
-            &self.weights,
-            cache,
-            d_state.view(),
-            none.view(),
-            &mut grads.weights,
-        );
-        (dx, dh)
-    }
-
-    #[track_caller]
-    fn forward_sequence(
-        &self,
-        x: ArrayView3<'_, F>,
-        init: &Array2<F>,
-        schedule: Schedule<'_>,
-    ) -> (Array3<F>, Array2<F>, SequenceTape<F>) {
-        let none = Array2::zeros((init.nrows(), 0));
-        let (out, h, _, tape) = engine::run(
-            &GruKernel,
-            &self.weights,
-            x,
-            init.view(),
-            none.view(),
-            schedule,
-            true,
-        );
-        (out, h, tape.expect("tape kept"))
-    }
-
-    #[track_caller]
-    fn infer_sequence(
-        &self,
-        x: ArrayView3<'_, F>,
-        init: &Array2<F>,
-        schedule: Schedule<'_>,
-    ) -> (Array3<F>, Array2<F>) {
-        let none = Array2::zeros((init.nrows(), 0));
-        let (out, h, _, _) = engine::run(
-            &GruKernel,
-            &self.weights,
-            x,
-            init.view(),
-            none.view(),
-            schedule,
-            false,
-        );
-        (out, h)
-    }
-
-    #[track_caller]
-    fn backward_sequence(
-        &self,
-        tape: &SequenceTape<F>,
-        d_output: ArrayView3<'_, F>,
-        d_final: &Array2<F>,
-        grads: &mut Self,
-    ) -> (Array3<F>, Array2<F>) {
-        self.backward_engine(tape, d_output, d_final, grads, true)
-    }
-
-    #[track_caller]
-    fn backward_sequence_params(
-        &self,
-        tape: &SequenceTape<F>,
-        d_output: ArrayView3<'_, F>,
-        d_final: &Array2<F>,
-        grads: &mut Self,
-    ) -> Array2<F> {
-        self.backward_engine(tape, d_output, d_final, grads, false)
-            .1
     }
 }

@@ -1,17 +1,13 @@
 //! The LSTM cell (PyTorch's equations and gate order i, f, g, o).
 
-use ndarray::{
-    Array, Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Axis,
-    Dimension, Ix2, Ix3,
-};
+use ndarray::{Array, Array2, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Dimension, Ix2, Ix3};
 use rand::Rng;
 
-use super::engine::{self, Kernel, Schedule, SequenceTape, StepCache};
+use super::builtin::{EngineCell, EngineState};
 use super::weights::CellWeights;
-use super::{Cell, State};
+use super::{Cell, CellInit, Nonlinearity, State};
 use crate::error::Result;
 use crate::float::Float;
-use crate::params::Params;
 
 /// Long short-term memory cell, exactly `torch.nn.LSTM`'s step:
 ///
@@ -22,6 +18,20 @@ use crate::params::Params;
 /// o = σ(x W_ioᵀ + b_io + h W_hoᵀ + b_ho)
 /// c' = f ∘ c + i ∘ g
 /// h' = o ∘ tanh(c')
+/// ```
+///
+/// and its backward, from the gradients `dh'` and `dc'` reaching `h'` and `c'` (`σ' = s(1 − s)`,
+/// `tanh' = 1 − t²`, from the saved activations):
+///
+/// ```text
+/// dc'' = dc' + dh' ∘ o ∘ (1 − tanh²(c'))       (all the gradient reaching c')
+/// do  = dh' ∘ tanh(c') ∘ o(1 − o)              (gradients of the pre-activations)
+/// di  = dc'' ∘ g ∘ i(1 − i)
+/// df  = dc'' ∘ c ∘ f(1 − f)
+/// dg  = dc'' ∘ i ∘ (1 − g²)
+/// dc  = dc'' ∘ f
+/// dx = [di df dg do] W_ih,   dh = [di df dg do] W_hh
+/// dW_ih += [di df dg do]ᵀ x,   dW_hh += [di df dg do]ᵀ h,   db_ih, db_hh += Σ_batch [di df dg do]
 /// ```
 ///
 /// The four gates are stacked along the rows of [`CellWeights`] in PyTorch's order **i, f, g, o**:
@@ -109,16 +119,36 @@ impl<F: Float> State<F> for LstmState<F> {
     }
 }
 
-const GATES: usize = 4;
+impl<F: Float> EngineState<F> for LstmState<F> {
+    fn split(&self) -> (ArrayView2<'_, F>, Option<ArrayView2<'_, F>>) {
+        (self.h.view(), Some(self.c.view()))
+    }
 
-/// The LSTM's fused element-wise kernel.
-struct LstmKernel;
+    fn join(h: Array2<F>, c: Option<Array2<F>>) -> Self {
+        let c = c.expect("an LSTM state has a cell state");
+        Self { h, c }
+    }
+}
 
-impl<F: Float> Kernel<F> for LstmKernel {
-    const GATES: usize = GATES;
-    const HAS_C: bool = true;
+/// The fused element-wise kernel; saves the activated `i, f, g, o` in `g` and `tanh(c')` in
+/// `aux`.
+impl<F: Float> EngineCell for LstmCell<F> {
+    type Elem = F;
+    type State = LstmState<F>;
+    const GATES: usize = 4;
+    const KIND: &'static str = "LSTM";
     const HAS_AUX: bool = true;
     const SEPARATE_REC: bool = false;
+
+    fn assemble(weights: CellWeights<F>, _: Nonlinearity) -> Self {
+        Self { weights }
+    }
+    fn weights(&self) -> &CellWeights<F> {
+        &self.weights
+    }
+    fn weights_mut(&mut self) -> &mut CellWeights<F> {
+        &mut self.weights
+    }
 
     #[inline(always)]
     fn forward_row(
@@ -193,6 +223,7 @@ impl<F: Float> Kernel<F> for LstmKernel {
             &mut dh_direct[..n],
         );
         let (di, df, dgg, d_o) = (&mut di[..n], &mut df[..n], &mut dgg[..n], &mut d_o[..n]);
+        // The equations of the type's docs, row by row.
         for j in 0..n {
             let (i, f, gv, o, t) = (gi[j], gf[j], gg[j], go[j], tanh_c[j]);
             let dcv = dc[j] + dh[j] * o * (one - t * t);
@@ -207,29 +238,6 @@ impl<F: Float> Kernel<F> for LstmKernel {
 }
 
 impl<F: Float> LstmCell<F> {
-    /// The engine's backward; `dx` is `(T, B, 0)` without `input_grad`.
-    #[track_caller]
-    fn backward_engine(
-        &self,
-        tape: &SequenceTape<F>,
-        d_output: ArrayView3<'_, F>,
-        d_final: &LstmState<F>,
-        grads: &mut Self,
-        input_grad: bool,
-    ) -> (Array3<F>, LstmState<F>) {
-        let (dx, h, c) = engine::backward(
-            &LstmKernel,
-            &self.weights,
-            tape,
-            d_output,
-            d_final.h.view(),
-            d_final.c.view(),
-            &mut grads.weights,
-            input_grad,
-        );
-        (dx, LstmState { h, c })
-    }
-
     /// A cell with biases and PyTorch's default initialisation, `uniform(−1/√H, 1/√H)`.
     ///
     /// # Errors
@@ -254,8 +262,7 @@ impl<F: Float> LstmCell<F> {
         bias: bool,
         rng: &mut R,
     ) -> Result<Self> {
-        let weights = CellWeights::init(GATES, input_size, hidden_size, bias, rng)?;
-        Ok(Self { weights })
+        Self::init_cell(input_size, hidden_size, bias, Nonlinearity::Tanh, rng)
     }
 
     /// A cell from given weights in PyTorch's layout (gate order i, f, g, o).
@@ -266,9 +273,7 @@ impl<F: Float> LstmCell<F> {
     /// (`weight_hh` must be `(4H, H)`, `weight_ih` `(4H, I)`, biases `(4H)`), and
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if only one bias is given.
     pub fn from_weights(weights: CellWeights<F>) -> Result<Self> {
-        Ok(Self {
-            weights: weights.checked(GATES)?,
-        })
+        Self::cell_from_weights(weights, Nonlinearity::Tanh)
     }
 
     /// Sets the forget-gate bias so that `b_if + b_hf = value` (`bias_ih[H..2H] = value`,
@@ -305,119 +310,5 @@ impl<F: Float> LstmCell<F> {
     /// Consumes the cell and returns its weights.
     pub fn into_weights(self) -> CellWeights<F> {
         self.weights
-    }
-}
-
-impl<F: Float> Params<F> for LstmCell<F> {
-    fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
-        self.weights.named_arrays()
-    }
-    fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
-        self.weights.arrays_mut()
-    }
-}
-
-impl<F: Float> Cell<F> for LstmCell<F> {
-    type State = LstmState<F>;
-    type StepCache = StepCache<F>;
-    type Tape = SequenceTape<F>;
-
-    fn input_size(&self) -> usize {
-        self.weights.weight_ih.ncols()
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.weights.weight_hh.ncols()
-    }
-
-    #[track_caller]
-    fn step(&self, x: ArrayView2<'_, F>, state: &LstmState<F>) -> (LstmState<F>, StepCache<F>) {
-        let (h, c, cache) = engine::step(
-            &LstmKernel,
-            &self.weights,
-            x,
-            state.h.view(),
-            state.c.view(),
-        );
-        (LstmState { h, c }, cache)
-    }
-
-    #[track_caller]
-    fn backward_step(
-        &self,
-        cache: &StepCache<F>,
-        d_state: &LstmState<F>,
-        grads: &mut Self,
-    ) -> (Array2<F>, LstmState<F>) {
-        let (dx, h, c) = engine::backward_step(
-            &LstmKernel,
-            &self.weights,
-            cache,
-            d_state.h.view(),
-            d_state.c.view(),
-            &mut grads.weights,
-        );
-        (dx, LstmState { h, c })
-    }
-
-    #[track_caller]
-    fn forward_sequence(
-        &self,
-        x: ArrayView3<'_, F>,
-        init: &LstmState<F>,
-        schedule: Schedule<'_>,
-    ) -> (Array3<F>, LstmState<F>, SequenceTape<F>) {
-        let (out, h, c, tape) = engine::run(
-            &LstmKernel,
-            &self.weights,
-            x,
-            init.h.view(),
-            init.c.view(),
-            schedule,
-            true,
-        );
-        (out, LstmState { h, c }, tape.expect("tape kept"))
-    }
-
-    #[track_caller]
-    fn infer_sequence(
-        &self,
-        x: ArrayView3<'_, F>,
-        init: &LstmState<F>,
-        schedule: Schedule<'_>,
-    ) -> (Array3<F>, LstmState<F>) {
-        let (out, h, c, _) = engine::run(
-            &LstmKernel,
-            &self.weights,
-            x,
-            init.h.view(),
-            init.c.view(),
-            schedule,
-            false,
-        );
-        (out, LstmState { h, c })
-    }
-
-    #[track_caller]
-    fn backward_sequence(
-        &self,
-        tape: &SequenceTape<F>,
-        d_output: ArrayView3<'_, F>,
-        d_final: &LstmState<F>,
-        grads: &mut Self,
-    ) -> (Array3<F>, LstmState<F>) {
-        self.backward_engine(tape, d_output, d_final, grads, true)
-    }
-
-    #[track_caller]
-    fn backward_sequence_params(
-        &self,
-        tape: &SequenceTape<F>,
-        d_output: ArrayView3<'_, F>,
-        d_final: &LstmState<F>,
-        grads: &mut Self,
-    ) -> LstmState<F> {
-        self.backward_engine(tape, d_output, d_final, grads, false)
-            .1
     }
 }

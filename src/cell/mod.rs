@@ -14,6 +14,8 @@
 //! A [`Schedule`] says in which direction a sequence is walked and where each sequence of a
 //! padded batch ends (PyTorch's packed-sequence semantics).
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod builtin;
 mod engine;
 mod gru;
@@ -126,9 +128,10 @@ pub type Stacked<F, C> = <<C as Cell<F>>::State as State<F>>::Stacked;
 /// Every built-in cell implements the whole-sequence methods with one shared engine (input
 /// projections of all steps in one GEMM, one recurrent GEMM per step, a fused element-wise kernel,
 /// batched weight-gradient GEMMs). A new cell type implements them too — [`forward_steps`] and
-/// [`backward_steps`] are the reference it must agree with. (DESIGN.md suggested a provided
-/// step-by-step default; the tape type differs per path, and stable Rust has no associated-type
-/// defaults, so the sequence methods are required.)
+/// [`backward_steps`] are the reference it must agree with, and the simplest correct
+/// implementation (see the example below). They are required methods rather than provided
+/// step-by-step defaults because the tape type differs between the two paths and stable Rust has
+/// no defaults for associated types.
 ///
 /// # Examples
 ///
@@ -150,6 +153,99 @@ pub type Stacked<F, C> = <<C as Cell<F>>::State as State<F>>::Stacked;
 /// let (dx, dh) = cell.backward_step(&cache, &d_h_next, &mut grads);
 /// assert_eq!((dx.dim(), dh.dim(), h_next.dim()), ((4, 3), (4, 2), (4, 2)));
 /// assert!(grads.global_norm() > 0.0);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+///
+/// A cell type of your own (here one that runs an [`RnnCell`] and doubles its input), with the
+/// reference loops as its sequence path:
+///
+/// ```
+/// use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD};
+/// use rand::SeedableRng;
+/// use recurrent::cell::{backward_steps, forward_steps, Schedule, StepCache};
+/// use recurrent::{Cell, Nonlinearity, Params, RnnCell};
+///
+/// #[derive(Debug, Clone)]
+/// struct Doubled(RnnCell<f64>);
+///
+/// impl Params<f64> for Doubled {
+///     fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, f64>)> {
+///         self.0.named_arrays()
+///     }
+///     fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, f64>> {
+///         self.0.arrays_mut()
+///     }
+/// }
+///
+/// /// What a sequence forward keeps: the caches of its steps and the schedule it ran in.
+/// #[derive(Debug)]
+/// struct Steps(Vec<StepCache<f64>>, bool, Option<Vec<usize>>);
+///
+/// impl Cell<f64> for Doubled {
+///     type State = Array2<f64>;
+///     type StepCache = StepCache<f64>;
+///     type Tape = Steps;
+///     fn input_size(&self) -> usize {
+///         self.0.input_size()
+///     }
+///     fn hidden_size(&self) -> usize {
+///         self.0.hidden_size()
+///     }
+///     fn step(&self, x: ArrayView2<'_, f64>, h: &Array2<f64>) -> (Array2<f64>, StepCache<f64>) {
+///         self.0.step((&x * 2.0).view(), h)
+///     }
+///     fn backward_step(
+///         &self,
+///         cache: &StepCache<f64>,
+///         dh: &Array2<f64>,
+///         grads: &mut Self,
+///     ) -> (Array2<f64>, Array2<f64>) {
+///         let (dx, dh_prev) = self.0.backward_step(cache, dh, &mut grads.0);
+///         (dx * 2.0, dh_prev)
+///     }
+///     fn forward_sequence(
+///         &self,
+///         x: ArrayView3<'_, f64>,
+///         init: &Array2<f64>,
+///         schedule: Schedule<'_>,
+///     ) -> (Array3<f64>, Array2<f64>, Steps) {
+///         let (out, last, caches) = forward_steps(self, x, init, schedule);
+///         let lengths = schedule.lengths.map(<[usize]>::to_vec);
+///         (out, last, Steps(caches, schedule.reverse, lengths))
+///     }
+///     fn infer_sequence(
+///         &self,
+///         x: ArrayView3<'_, f64>,
+///         init: &Array2<f64>,
+///         schedule: Schedule<'_>,
+///     ) -> (Array3<f64>, Array2<f64>) {
+///         let (out, last, _) = forward_steps(self, x, init, schedule);
+///         (out, last)
+///     }
+///     fn backward_sequence(
+///         &self,
+///         tape: &Steps,
+///         d_output: ArrayView3<'_, f64>,
+///         d_final: &Array2<f64>,
+///         grads: &mut Self,
+///     ) -> (Array3<f64>, Array2<f64>) {
+///         let schedule = Schedule { reverse: tape.1, lengths: tape.2.as_deref() };
+///         backward_steps(self, &tape.0, d_output, d_final, schedule, grads)
+///     }
+/// }
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let inner = RnnCell::<f64>::new(3, 2, Nonlinearity::Tanh, &mut rng)?;
+/// let cell = Doubled(inner.clone());
+/// let x = Array3::from_elem((4, 1, 3), 0.25); // (T, B, I)
+/// let h0 = cell.zero_state(1);
+/// let (out, _, tape) = cell.forward_sequence(x.view(), &h0, Schedule::FORWARD);
+/// let (expected, _) = inner.infer_sequence((&x * 2.0).view(), &h0, Schedule::FORWARD);
+/// assert!((&out - &expected).iter().all(|d| d.abs() < 1e-12));
+///
+/// let mut grads = cell.zeros_like();
+/// let (dx, _) = cell.backward_sequence(&tape, out.view(), &h0, &mut grads);
+/// assert_eq!(dx.dim(), (4, 1, 3));
 /// # Ok::<(), recurrent::Error>(())
 /// ```
 pub trait Cell<F: Float>: Params<F> + Send + Sync {

@@ -1,14 +1,13 @@
 //! The Elman RNN cell (`torch.nn.RNN`), with tanh or ReLU.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD};
+use ndarray::Array2;
 use rand::Rng;
 
-use super::engine::{self, Kernel, Schedule, SequenceTape, StepCache};
+use super::builtin::EngineCell;
 use super::weights::CellWeights;
-use super::Cell;
+use super::CellInit;
 use crate::error::Result;
 use crate::float::Float;
-use crate::params::Params;
 
 /// The activation of an Elman RNN (PyTorch's `nonlinearity`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,7 +39,15 @@ impl Nonlinearity {
 /// Elman RNN cell, exactly `torch.nn.RNN`'s step:
 ///
 /// ```text
-/// h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh),   act = tanh (default) or relu
+/// h' = act(v),   v = x W_ihᵀ + b_ih + h W_hhᵀ + b_hh,   act = tanh (default) or relu
+/// ```
+///
+/// and its backward, from the gradient `dh'` reaching `h'` (`act'` from the saved output: tanh'
+/// = 1 − h'², relu' = [h' > 0]):
+///
+/// ```text
+/// dv = dh' ∘ act'(v)
+/// dx = dv W_ih,   dh = dv W_hh,   dW_ih += dvᵀ x,   dW_hh += dvᵀ h,   db_ih, db_hh += Σ_batch dv
 /// ```
 ///
 /// Weights in PyTorch's layout ([`CellWeights`] with one gate): `weight_ih (H, I)`,
@@ -69,15 +76,34 @@ pub struct RnnCell<F: Float> {
     nonlinearity: Nonlinearity,
 }
 
-/// The Elman RNN's element-wise kernel.
-struct RnnKernel(Nonlinearity);
-
-impl<F: Float> Kernel<F> for RnnKernel {
+impl<F: Float> EngineCell for RnnCell<F> {
+    type Elem = F;
+    type State = Array2<F>;
     const GATES: usize = 1;
-    const HAS_C: bool = false;
+    const KIND: &'static str = "RNN";
     const HAS_AUX: bool = false;
     const SEPARATE_REC: bool = false;
 
+    fn assemble(weights: CellWeights<F>, nonlinearity: Nonlinearity) -> Self {
+        Self {
+            weights,
+            nonlinearity,
+        }
+    }
+    fn check_nonlinearity(_: Nonlinearity) -> Result<()> {
+        Ok(())
+    }
+    fn weights(&self) -> &CellWeights<F> {
+        &self.weights
+    }
+    fn weights_mut(&mut self) -> &mut CellWeights<F> {
+        &mut self.weights
+    }
+    fn nonlinearity(&self) -> Nonlinearity {
+        self.nonlinearity
+    }
+
+    /// `g = v` in, `g = h' = act(v)` out.
     #[inline(always)]
     fn forward_row(
         &self,
@@ -90,7 +116,7 @@ impl<F: Float> Kernel<F> for RnnKernel {
         _: &mut [F],
     ) {
         // One loop per activation, so each vectorises.
-        match self.0 {
+        match self.nonlinearity {
             Nonlinearity::Tanh => g.iter_mut().zip(h).for_each(|(g, h)| {
                 *g = g.activation_tanh();
                 *h = *g;
@@ -102,6 +128,7 @@ impl<F: Float> Kernel<F> for RnnKernel {
         }
     }
 
+    /// `dv = dh' ∘ act'(v)` into `d_pre`; `h` reaches `h'` only through `W_hh`.
     #[inline(always)]
     fn backward_row(
         &self,
@@ -116,37 +143,13 @@ impl<F: Float> Kernel<F> for RnnKernel {
         dh_direct: &mut [F],
     ) {
         for j in 0..g.len() {
-            d_pre[j] = dh[j] * self.0.derivative_from_output(g[j]);
+            d_pre[j] = dh[j] * self.nonlinearity.derivative_from_output(g[j]);
             dh_direct[j] = F::zero();
         }
     }
 }
 
 impl<F: Float> RnnCell<F> {
-    /// The engine's backward; `dx` is `(T, B, 0)` without `input_grad`.
-    #[track_caller]
-    fn backward_engine(
-        &self,
-        tape: &SequenceTape<F>,
-        d_output: ArrayView3<'_, F>,
-        d_final: &Array2<F>,
-        grads: &mut Self,
-        input_grad: bool,
-    ) -> (Array3<F>, Array2<F>) {
-        let none = Array2::zeros((d_final.nrows(), 0));
-        let (dx, dh, _) = engine::backward(
-            &self.kernel(),
-            &self.weights,
-            tape,
-            d_output,
-            d_final.view(),
-            none.view(),
-            &mut grads.weights,
-            input_grad,
-        );
-        (dx, dh)
-    }
-
     /// A cell with biases and PyTorch's default initialisation, `uniform(−1/√H, 1/√H)`.
     ///
     /// # Errors
@@ -173,11 +176,7 @@ impl<F: Float> RnnCell<F> {
         bias: bool,
         rng: &mut R,
     ) -> Result<Self> {
-        let weights = CellWeights::init(1, input_size, hidden_size, bias, rng)?;
-        Ok(Self {
-            weights,
-            nonlinearity,
-        })
+        Self::init_cell(input_size, hidden_size, bias, nonlinearity, rng)
     }
 
     /// A cell from given weights in PyTorch's layout.
@@ -188,10 +187,7 @@ impl<F: Float> RnnCell<F> {
     /// (`weight_hh` must be `(H, H)`, `weight_ih` `(H, I)`, biases `(H)`), and
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if only one bias is given.
     pub fn from_weights(weights: CellWeights<F>, nonlinearity: Nonlinearity) -> Result<Self> {
-        Ok(Self {
-            weights: weights.checked(1)?,
-            nonlinearity,
-        })
+        Self::cell_from_weights(weights, nonlinearity)
     }
 
     /// The weights, in PyTorch's layout.
@@ -207,122 +203,5 @@ impl<F: Float> RnnCell<F> {
     /// The activation.
     pub fn nonlinearity(&self) -> Nonlinearity {
         self.nonlinearity
-    }
-
-    fn kernel(&self) -> RnnKernel {
-        RnnKernel(self.nonlinearity)
-    }
-}
-
-impl<F: Float> Params<F> for RnnCell<F> {
-    fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
-        self.weights.named_arrays()
-    }
-    fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
-        self.weights.arrays_mut()
-    }
-}
-
-impl<F: Float> Cell<F> for RnnCell<F> {
-    type State = Array2<F>;
-    type StepCache = StepCache<F>;
-    type Tape = SequenceTape<F>;
-
-    fn input_size(&self) -> usize {
-        self.weights.weight_ih.ncols()
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.weights.weight_hh.ncols()
-    }
-
-    #[track_caller]
-    fn step(&self, x: ArrayView2<'_, F>, state: &Array2<F>) -> (Array2<F>, StepCache<F>) {
-        let none = Array2::zeros((state.nrows(), 0));
-        let (h, _, cache) =
-            engine::step(&self.kernel(), &self.weights, x, state.view(), none.view());
-        (h, cache)
-    }
-
-    #[track_caller]
-    fn backward_step(
-        &self,
-        cache: &StepCache<F>,
-        d_state: &Array2<F>,
-        grads: &mut Self,
-    ) -> (Array2<F>, Array2<F>) {
-        let none = Array2::zeros((d_state.nrows(), 0));
-        let (dx, dh, _) = engine::backward_step(
-            &self.kernel(),
-            &self.weights,
-            cache,
-            d_state.view(),
-            none.view(),
-            &mut grads.weights,
-        );
-        (dx, dh)
-    }
-
-    #[track_caller]
-    fn forward_sequence(
-        &self,
-        x: ArrayView3<'_, F>,
-        init: &Array2<F>,
-        schedule: Schedule<'_>,
-    ) -> (Array3<F>, Array2<F>, SequenceTape<F>) {
-        let none = Array2::zeros((init.nrows(), 0));
-        let (out, h, _, tape) = engine::run(
-            &self.kernel(),
-            &self.weights,
-            x,
-            init.view(),
-            none.view(),
-            schedule,
-            true,
-        );
-        (out, h, tape.expect("tape kept"))
-    }
-
-    #[track_caller]
-    fn infer_sequence(
-        &self,
-        x: ArrayView3<'_, F>,
-        init: &Array2<F>,
-        schedule: Schedule<'_>,
-    ) -> (Array3<F>, Array2<F>) {
-        let none = Array2::zeros((init.nrows(), 0));
-        let (out, h, _, _) = engine::run(
-            &self.kernel(),
-            &self.weights,
-            x,
-            init.view(),
-            none.view(),
-            schedule,
-            false,
-        );
-        (out, h)
-    }
-
-    #[track_caller]
-    fn backward_sequence(
-        &self,
-        tape: &SequenceTape<F>,
-        d_output: ArrayView3<'_, F>,
-        d_final: &Array2<F>,
-        grads: &mut Self,
-    ) -> (Array3<F>, Array2<F>) {
-        self.backward_engine(tape, d_output, d_final, grads, true)
-    }
-
-    #[track_caller]
-    fn backward_sequence_params(
-        &self,
-        tape: &SequenceTape<F>,
-        d_output: ArrayView3<'_, F>,
-        d_final: &Array2<F>,
-        grads: &mut Self,
-    ) -> Array2<F> {
-        self.backward_engine(tape, d_output, d_final, grads, false)
-            .1
     }
 }
