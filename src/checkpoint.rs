@@ -115,32 +115,7 @@ pub fn load_checkpoint<F: Float, P: Params<F>, R: UpdateRule<F> + Clone>(
 
     // The model, strictly, into a copy first.
     let mut new_model = model.clone();
-    let mut wanted = Vec::new();
-    for ((name, a), mut dst) in model.named_arrays().into_iter().zip(new_model.arrays_mut()) {
-        let key = format!("model.{name}");
-        let t = file.tensors.get(&key).ok_or_else(|| {
-            Error::WeightFile(format!("missing tensor `{key}` in {}", path.display()))
-        })?;
-        if t.shape() != a.shape() {
-            return Err(Error::WeightFile(format!(
-                "tensor `{key}` has shape {:?}, the model expects {:?}",
-                t.shape(),
-                a.shape()
-            )));
-        }
-        dst.assign(t);
-        wanted.push(key);
-    }
-    if let Some(extra) = file
-        .tensors
-        .keys()
-        .find(|k| k.starts_with("model.") && !wanted.contains(k))
-    {
-        return Err(Error::WeightFile(format!(
-            "unexpected tensor `{extra}` in {}: the model has no such parameter",
-            path.display()
-        )));
-    }
+    io::fill_from(&file, "model.", &mut new_model, path)?;
 
     // The optimizer, into a copy.
     let arrays: Vec<(String, ArrayD<F>)> = file

@@ -49,7 +49,10 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::Params;
 
+mod keys;
 mod pytorch;
+
+pub(crate) use keys::{param_key, parse_param_key};
 
 /// The tensors of a safetensors file, converted to `F`, by name.
 #[derive(Debug, Clone)]
@@ -276,8 +279,21 @@ pub fn load<F: Float, P: Params<F>>(
 ) -> Result<()> {
     let path = path.as_ref();
     let file = read::<F>(path)?;
+    fill_from(&file, prefix, params, path)
+}
+
+/// Fills every array of `model` from the tensor `prefix + name` of `file` (read from `path`, which
+/// errors name), strictly: every name must be present with the array's shape, and `file` must hold
+/// no other float tensor under `prefix`. Everything is checked before anything is written, so
+/// `model` is unchanged on error. [`load`] and checkpoints both load models through this.
+pub(crate) fn fill_from<F: Float, P: Params<F>>(
+    file: &TensorFile<F>,
+    prefix: &str,
+    model: &mut P,
+    path: &Path,
+) -> Result<()> {
     let mut wanted = Vec::new();
-    for (name, a) in params.named_arrays() {
+    for (name, a) in model.named_arrays() {
         let key = format!("{prefix}{name}");
         let t = file.tensors.get(&key).ok_or_else(|| {
             Error::WeightFile(format!("missing tensor `{key}` in {}", path.display()))
@@ -301,7 +317,7 @@ pub fn load<F: Float, P: Params<F>>(
             path.display()
         )));
     }
-    for (mut a, key) in params.arrays_mut().into_iter().zip(&wanted) {
+    for (mut a, key) in model.arrays_mut().into_iter().zip(&wanted) {
         a.assign(&file.tensors[key]);
     }
     Ok(())
@@ -331,6 +347,15 @@ pub(crate) fn rank<F, D: ndarray::Dimension>(
 #[cfg(test)]
 mod tests {
     use super::f16_to_f32;
+
+    #[test]
+    fn key_scheme_is_reachable_as_crate_io() {
+        assert_eq!(crate::io::param_key("bias_ih", 1, false), "bias_ih_l1");
+        assert_eq!(
+            crate::io::parse_param_key("weight_hh_l0_reverse"),
+            Some(("weight_hh", 0, true))
+        );
+    }
 
     #[test]
     fn half_precision_conversion() {
