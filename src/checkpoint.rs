@@ -44,7 +44,7 @@ use std::path::Path;
 
 use ndarray::ArrayD;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WeightFileProblem};
 use crate::float::Float;
 use crate::io;
 use crate::optim::{Optimizer, OptimizerState, UpdateRule};
@@ -99,10 +99,13 @@ pub fn load_checkpoint<F: Float, P: Params<F>, R: UpdateRule<F> + Clone>(
     let path = path.as_ref();
     let file = io::read::<F>(path)?;
     let not_ckpt = |what: &str| {
-        Error::WeightFile(format!(
-            "{} is not a recurrent checkpoint: {what}",
-            path.display()
-        ))
+        Error::weight_file(
+            path,
+            None,
+            WeightFileProblem::NotCheckpoint {
+                reason: what.to_string(),
+            },
+        )
     };
     if file.metadata.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(not_ckpt("no `format` = recurrent-checkpoint-1 metadata"));

@@ -4,10 +4,10 @@ use std::path::Path;
 
 use ndarray::{ArrayD, Ix1, Ix2};
 
-use super::{param_key, parse_param_key, rank, read, take, TensorFile};
+use super::{invalid, param_key, parse_param_key, rank, read, take, TensorFile};
 use crate::cell::{Cell, CellInit, CellWeights, Nonlinearity};
 use crate::config::RecurrentConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WeightFileProblem as Problem};
 use crate::float::Float;
 use crate::stack::RecurrentStack;
 #[cfg(doc)]
@@ -44,46 +44,48 @@ pub(crate) fn infer_config<F>(
         }
     }
     if layers == 0 {
-        return Err(Error::WeightFile(format!(
-            "no recurrent parameters (`{prefix}weight_ih_l0`, …) in {}",
-            path.display()
-        )));
+        let first = format!("{prefix}{}", param_key("weight_ih", 0, false));
+        return Err(Error::weight_file(
+            path,
+            Some(&first),
+            Problem::NoParameters,
+        ));
     }
     let key = |base: &str| format!("{prefix}{}", param_key(base, 0, false));
     let hh0 = key("weight_hh");
-    let (rows, hidden) = match file.tensors.get(&hh0) {
-        Some(a) if a.ndim() == 2 => (a.shape()[0], a.shape()[1]),
-        Some(a) => {
-            return Err(Error::WeightFile(format!(
-                "tensor `{hh0}` has shape {:?}, expected ({gates}·H, H)",
-                a.shape(),
-            )))
-        }
-        None => {
-            return Err(Error::WeightFile(format!(
-                "missing tensor `{hh0}` in {}",
-                path.display()
-            )))
+    let hh = file
+        .tensors
+        .get(&hh0)
+        .ok_or_else(|| Error::weight_file(path, Some(&hh0), Problem::Missing))?;
+    let hidden = match hh.shape() {
+        &[rows, hidden] if hidden > 0 && rows == gates * hidden => hidden,
+        got => {
+            return Err(Error::weight_file(
+                path,
+                Some(&hh0),
+                Problem::CellKind {
+                    kind: kind.to_string(),
+                    gates,
+                    got: got.to_vec(),
+                },
+            ))
         }
     };
-    if hidden == 0 || rows != gates * hidden {
-        return Err(Error::WeightFile(format!(
-            "tensor `{hh0}` has shape [{rows}, {hidden}]: an {kind} has {gates}·H rows (is this \
-             another kind of network?)"
-        )));
-    }
     let ih0 = key("weight_ih");
-    let input = file
-        .tensors
-        .get(&ih0)
-        .filter(|a| a.ndim() == 2)
-        .map(|a| a.shape()[1])
-        .ok_or_else(|| {
-            Error::WeightFile(format!(
-                "missing or misshaped tensor `{ih0}` in {}",
-                path.display()
+    let input = match file.tensors.get(&ih0).map(|a| a.shape()) {
+        Some(&[_, input]) => input,
+        Some(got) => {
+            return Err(Error::weight_file(
+                path,
+                Some(&ih0),
+                Problem::Rank {
+                    expected: 2,
+                    got: got.to_vec(),
+                },
             ))
-        })?;
+        }
+        None => return Err(Error::weight_file(path, Some(&ih0), Problem::Missing)),
+    };
     let bias = file.tensors.contains_key(&key("bias_ih"));
     Ok(RecurrentConfig::new(input, hidden)
         .with_num_layers(layers)
@@ -105,8 +107,8 @@ fn take_cell_weights<F: Float>(
         let key = format!("{prefix}{}", param_key(base, layer, reverse));
         take(file, &key, path).map(|a| (a, key))
     };
-    let matrix = |(a, key): (ArrayD<F>, String)| rank::<F, Ix2>(a, &key);
-    let vector = |(a, key): (ArrayD<F>, String)| rank::<F, Ix1>(a, &key);
+    let matrix = |(a, key): (ArrayD<F>, String)| rank::<F, Ix2>(a, &key, path);
+    let vector = |(a, key): (ArrayD<F>, String)| rank::<F, Ix1>(a, &key, path);
     let weight_ih = matrix(next("weight_ih")?)?;
     let weight_hh = matrix(next("weight_hh")?)?;
     let (bias_ih, bias_hh) = if bias {
@@ -158,10 +160,8 @@ impl<C> RecurrentStack<C> {
                 let weights =
                     take_cell_weights(&mut file, prefix, layer, reverse, config.bias, path)?;
                 let cell = C::cell_from_weights(weights, Nonlinearity::Tanh).map_err(|e| {
-                    Error::WeightFile(format!(
-                        "layer `{prefix}…{}`: {e}",
-                        param_key("", layer, reverse)
-                    ))
+                    let layer = format!("layer `{prefix}…{}`", param_key("", layer, reverse));
+                    invalid(path, Some(layer), e)
                 })?;
                 cells.push(cell);
             }
@@ -171,13 +171,19 @@ impl<C> RecurrentStack<C> {
             .keys()
             .find(|k| k.strip_prefix(prefix).and_then(cell_param).is_some())
         {
-            return Err(Error::WeightFile(format!(
-                "unexpected tensor `{extra}`: the other parameters describe a network with \
-                 num_layers = {}, bidirectional = {}, bias = {}",
+            let inferred = format!(
+                "num_layers = {}, bidirectional = {}, bias = {}",
                 config.num_layers, config.bidirectional, config.bias
-            )));
+            );
+            return Err(Error::weight_file(
+                path,
+                Some(extra),
+                Problem::Unexpected {
+                    inferred: Some(inferred),
+                },
+            ));
         }
-        Self::from_cells(config, cells).map_err(|e| Error::WeightFile(e.to_string()))
+        Self::from_cells(config, cells).map_err(|e| invalid(path, None, e))
     }
 
     /// Saves the weights under `prefix` + PyTorch's `state_dict()` keys, atomically; PyTorch's
