@@ -426,10 +426,7 @@ fn run<C: CellInit<f32>>(args: &Args, corpus: &Corpus) -> recurrent::Result<()> 
         args.layers,
         corpus.vocab.len()
     );
-    std::fs::create_dir_all(&args.out).map_err(|e| recurrent::Error::Io {
-        path: args.out.display().to_string(),
-        message: e.to_string(),
-    })?;
+    std::fs::create_dir_all(&args.out).map_err(|e| recurrent::Error::io(&args.out, e))?;
     let ckpt = args.out.join("char_lm.ckpt.safetensors");
     let sidecar = args.out.join("char_lm.state.safetensors");
 

@@ -80,10 +80,7 @@ fn main() -> recurrent::Result<()> {
     }
 
     if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| recurrent::Error::Io {
-            path: dir.display().to_string(),
-            message: e.to_string(),
-        })?;
+        std::fs::create_dir_all(dir).map_err(|e| recurrent::Error::io(dir, e))?;
     }
     lstm.save_safetensors(&out, "")?;
     println!("saved {} with keys {:?}", out.display(), lstm.names());

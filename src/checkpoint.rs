@@ -44,7 +44,7 @@ use std::path::Path;
 
 use ndarray::ArrayD;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WeightFileProblem};
 use crate::float::Float;
 use crate::io;
 use crate::optim::{Optimizer, OptimizerState, UpdateRule};
@@ -99,10 +99,13 @@ pub fn load_checkpoint<F: Float, P: Params<F>, R: UpdateRule<F> + Clone>(
     let path = path.as_ref();
     let file = io::read::<F>(path)?;
     let not_ckpt = |what: &str| {
-        Error::WeightFile(format!(
-            "{} is not a recurrent checkpoint: {what}",
-            path.display()
-        ))
+        Error::weight_file(
+            path,
+            None,
+            WeightFileProblem::NotCheckpoint {
+                reason: what.to_string(),
+            },
+        )
     };
     if file.metadata.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(not_ckpt("no `format` = recurrent-checkpoint-1 metadata"));
@@ -115,32 +118,7 @@ pub fn load_checkpoint<F: Float, P: Params<F>, R: UpdateRule<F> + Clone>(
 
     // The model, strictly, into a copy first.
     let mut new_model = model.clone();
-    let mut wanted = Vec::new();
-    for ((name, a), mut dst) in model.named_arrays().into_iter().zip(new_model.arrays_mut()) {
-        let key = format!("model.{name}");
-        let t = file.tensors.get(&key).ok_or_else(|| {
-            Error::WeightFile(format!("missing tensor `{key}` in {}", path.display()))
-        })?;
-        if t.shape() != a.shape() {
-            return Err(Error::WeightFile(format!(
-                "tensor `{key}` has shape {:?}, the model expects {:?}",
-                t.shape(),
-                a.shape()
-            )));
-        }
-        dst.assign(t);
-        wanted.push(key);
-    }
-    if let Some(extra) = file
-        .tensors
-        .keys()
-        .find(|k| k.starts_with("model.") && !wanted.contains(k))
-    {
-        return Err(Error::WeightFile(format!(
-            "unexpected tensor `{extra}` in {}: the model has no such parameter",
-            path.display()
-        )));
-    }
+    io::fill_from(&file, "model.", &mut new_model, path)?;
 
     // The optimizer, into a copy.
     let arrays: Vec<(String, ArrayD<F>)> = file

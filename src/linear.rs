@@ -136,12 +136,13 @@ impl<F: Float> Linear<F> {
         let path = path.as_ref();
         let mut file = crate::io::read::<F>(path)?;
         let (kw, kb) = (format!("{prefix}weight"), format!("{prefix}bias"));
-        let weight = crate::io::rank(crate::io::take(&mut file, &kw, path)?, &kw)?;
+        let weight = crate::io::rank(crate::io::take(&mut file, &kw, path)?, &kw, path)?;
         let bias = match file.tensors.remove(&kb) {
-            Some(b) => Some(crate::io::rank(b, &kb)?),
+            Some(b) => Some(crate::io::rank(b, &kb, path)?),
             None => None,
         };
-        Self::from_weights(weight, bias).map_err(|e| Error::WeightFile(format!("`{prefix}…`: {e}")))
+        Self::from_weights(weight, bias)
+            .map_err(|e| crate::io::invalid(path, Some(format!("`{prefix}…`")), e))
     }
 
     /// Saves `{prefix}weight` and `{prefix}bias`, atomically.

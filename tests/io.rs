@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
+use recurrent::io::WeightFileProblem;
 use recurrent::{io, Error, Gru, Linear, Lstm, Nonlinearity, RecurrentConfig, Rnn};
 
 /// A fresh directory for one test.
@@ -26,7 +27,7 @@ fn fixture(name: &str) -> PathBuf {
 
 fn weight_file_err<T: std::fmt::Debug>(r: recurrent::Result<T>, want: &str) {
     match r {
-        Err(e @ Error::WeightFile(_)) => {
+        Err(e @ Error::WeightFile { .. }) => {
             assert!(e.to_string().contains(want), "{e} should contain {want}")
         }
         other => panic!("expected a WeightFile error containing {want}, got {other:?}"),
@@ -391,6 +392,156 @@ fn wrong_files_give_clear_errors() {
         "tensor `weight_ih_l0` has shape [8, 3], the model expects [8, 4]",
     );
     assert_eq!(wide, before, "a failed load changes nothing");
+}
+
+/// The key of a weight-file error and its problem, or a panic naming what came instead.
+fn weight_file_problem<T: std::fmt::Debug>(
+    r: recurrent::Result<T>,
+) -> (Option<String>, WeightFileProblem) {
+    match r {
+        Err(Error::WeightFile { key, problem, .. }) => (key, problem),
+        other => panic!("expected a WeightFile error, got {other:?}"),
+    }
+}
+
+/// Errors carry structure: an I/O error keeps the operating system's error as its `source()` and
+/// its kind; weight-file errors name the key and say what was wrong in fields.
+#[test]
+fn errors_have_structure() {
+    let dir = tmp("structure");
+    let missing = dir.join("nope.safetensors");
+    let e = Lstm::<f32>::load_safetensors(&missing, "").unwrap_err();
+    assert_eq!(e.io_kind(), Some(std::io::ErrorKind::NotFound));
+    let source = std::error::Error::source(&e).expect("an Io error has a source");
+    let io_err = source
+        .downcast_ref::<std::io::Error>()
+        .expect("the source is the std::io::Error");
+    assert_eq!(io_err.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(e.to_string(), format!("{}: {io_err}", missing.display()));
+    assert_eq!(e, e.clone());
+    assert_eq!(
+        Error::io("x", std::io::Error::from(std::io::ErrorKind::NotFound)).io_kind(),
+        Some(std::io::ErrorKind::NotFound)
+    );
+
+    let lstm_w = |rows: usize, cols: usize| vec![0.5; rows * cols];
+    let p = dir.join("w.safetensors");
+    // A missing tensor.
+    write_raw(
+        &p,
+        &[
+            ("enc.weight_ih_l0", vec![8, 3], lstm_w(8, 3)),
+            ("enc.weight_hh_l0", vec![8, 2], lstm_w(8, 2)),
+            ("enc.weight_hh_l1", vec![8, 2], lstm_w(8, 2)),
+        ],
+    );
+    assert_eq!(
+        weight_file_problem(Lstm::<f64>::load_safetensors(&p, "enc.")),
+        (Some("enc.weight_ih_l1".into()), WeightFileProblem::Missing)
+    );
+    // An unexpected tensor, for an inferred network and for a given model.
+    write_raw(
+        &p,
+        &[
+            ("weight_ih_l0", vec![8, 3], lstm_w(8, 3)),
+            ("weight_hh_l0", vec![8, 2], lstm_w(8, 2)),
+            ("bias_hh_l0", vec![8], vec![0.0; 8]),
+        ],
+    );
+    let (key, problem) = weight_file_problem(Lstm::<f64>::load_safetensors(&p, ""));
+    assert_eq!(key.as_deref(), Some("bias_hh_l0"));
+    assert!(
+        matches!(&problem, WeightFileProblem::Unexpected { inferred: Some(s) } if s.contains("bias = false")),
+        "{problem:?}"
+    );
+    let mut model =
+        Lstm::<f64>::new(RecurrentConfig::new(3, 2).with_bias(false), &mut rng(1)).unwrap();
+    assert_eq!(
+        weight_file_problem(io::load(&mut model, &p, "")),
+        (
+            Some("bias_hh_l0".into()),
+            WeightFileProblem::Unexpected { inferred: None }
+        )
+    );
+    // A misshaped tensor.
+    let mut wide =
+        Lstm::<f64>::new(RecurrentConfig::new(4, 2).with_bias(false), &mut rng(2)).unwrap();
+    assert_eq!(
+        weight_file_problem(io::load(&mut wide, &p, "")),
+        (
+            Some("weight_ih_l0".into()),
+            WeightFileProblem::Shape {
+                expected: vec![8, 4],
+                got: vec![8, 3]
+            }
+        )
+    );
+    // A tensor of the wrong rank, another kind of network, nothing under the prefix.
+    write_raw(
+        &p,
+        &[
+            ("weight_ih_l0", vec![24], lstm_w(8, 3)),
+            ("weight_hh_l0", vec![8, 2], lstm_w(8, 2)),
+        ],
+    );
+    assert_eq!(
+        weight_file_problem(Lstm::<f64>::load_safetensors(&p, "")),
+        (
+            Some("weight_ih_l0".into()),
+            WeightFileProblem::Rank {
+                expected: 2,
+                got: vec![24]
+            }
+        )
+    );
+    assert_eq!(
+        weight_file_problem(Gru::<f64>::load_safetensors(&p, "")),
+        (
+            Some("weight_hh_l0".into()),
+            WeightFileProblem::CellKind {
+                kind: "GRU".into(),
+                gates: 3,
+                got: vec![8, 2]
+            }
+        )
+    );
+    assert_eq!(
+        weight_file_problem(Lstm::<f64>::load_safetensors(&p, "dec.")),
+        (
+            Some("dec.weight_ih_l0".into()),
+            WeightFileProblem::NoParameters
+        )
+    );
+    // Weights whose sizes do not fit together: the layer's own error is the source.
+    write_raw(
+        &p,
+        &[
+            ("weight_ih_l0", vec![8, 3], lstm_w(8, 3)),
+            ("weight_hh_l0", vec![8, 2], lstm_w(8, 2)),
+            ("bias_ih_l0", vec![7], vec![0.0; 7]),
+            ("bias_hh_l0", vec![8], vec![0.0; 8]),
+        ],
+    );
+    let e = Lstm::<f64>::load_safetensors(&p, "").unwrap_err();
+    match &e {
+        Error::WeightFile {
+            problem: WeightFileProblem::Invalid { layer, error },
+            ..
+        } => {
+            assert_eq!(layer.as_deref(), Some("layer `…_l0`"));
+            assert!(matches!(**error, Error::Shape { .. }), "{error:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(std::error::Error::source(&e).is_some());
+    // A corrupt file.
+    std::fs::write(&p, b"not safetensors").unwrap();
+    let (key, problem) = weight_file_problem(Lstm::<f64>::load_safetensors(&p, ""));
+    assert_eq!(key, None);
+    assert!(
+        matches!(problem, WeightFileProblem::Corrupt { .. }),
+        "{problem:?}"
+    );
 }
 
 /// Saving into a folder that does not exist fails cleanly and leaves nothing behind; saving over an

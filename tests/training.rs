@@ -8,6 +8,7 @@ use common::*;
 use ndarray::{array, Array3, Axis};
 use recurrent::batch::{pad_sequences, time_chunks, unpad};
 use recurrent::checkpoint::{load_checkpoint, save_checkpoint};
+use recurrent::io::WeightFileProblem;
 use recurrent::optim::{AdamConfig, Optimizer, SgdConfig, UpdateRule};
 use recurrent::{mse_loss, Error, Linear, Lstm, Params, RecurrentConfig};
 
@@ -103,10 +104,9 @@ fn interrupted_write_leaves_previous_checkpoint_loadable() {
     // Block the temporary file the writer uses: the write fails half-way, like a crash would.
     let tmp_path = dir.join(format!(".ckpt.safetensors.tmp-{}", std::process::id()));
     std::fs::create_dir(&tmp_path).unwrap();
-    assert!(matches!(
-        save_checkpoint(&path, &m, &opt, 2),
-        Err(Error::Io { .. })
-    ));
+    let e = save_checkpoint(&path, &m, &opt, 2).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e:?}");
+    assert!(std::error::Error::source(&e).is_some());
     std::fs::remove_dir(&tmp_path).unwrap();
     let mut back = new_model(3);
     let mut opt_back = SgdConfig::new(0.1).with_momentum(0.9).build().unwrap();
@@ -138,10 +138,17 @@ fn checkpoint_errors_change_nothing() {
         Linear::<f32>::new(6, 1, &mut rng(7)).unwrap(),
     );
     let mut adam2 = AdamConfig::new(1e-3).build().unwrap();
-    assert!(matches!(
-        load_checkpoint(&path, &mut small, &mut adam2),
-        Err(Error::WeightFile(_))
-    ));
+    match load_checkpoint(&path, &mut small, &mut adam2) {
+        Err(Error::WeightFile {
+            key: Some(key),
+            problem: WeightFileProblem::Shape { expected, got },
+            ..
+        }) => {
+            assert_eq!(key, "model.1.weight");
+            assert_eq!((expected, got), (vec![1, 6], vec![1, 12]));
+        }
+        other => panic!("expected a misshaped `model.1.weight`, got {other:?}"),
+    }
     // A weight file that is not a checkpoint.
     let plain = dir.join("weights.safetensors");
     m.0.save_safetensors(&plain, "").unwrap();

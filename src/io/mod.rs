@@ -14,6 +14,10 @@
 //! either float type. Saving writes a temporary file beside the target and renames it, so a crash
 //! never leaves a half-written file.
 //!
+//! A file that cannot be used gives an [`Error::WeightFile`] whose `key` names the tensor and whose
+//! [`WeightFileProblem`] says what was wrong (missing, unexpected, misshaped, corrupt, …); a file
+//! that cannot be read or written gives an [`Error::Io`] keeping the operating system's error.
+//!
 //! # Examples
 //!
 //! ```
@@ -45,11 +49,15 @@ use std::path::Path;
 use ndarray::{ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WeightFileProblem as Problem};
 use crate::float::Float;
 use crate::params::Params;
 
+mod keys;
 mod pytorch;
+
+pub use crate::error::WeightFileProblem;
+pub(crate) use keys::{param_key, parse_param_key};
 
 /// The tensors of a safetensors file, converted to `F`, by name.
 #[derive(Debug, Clone)]
@@ -60,13 +68,6 @@ pub struct TensorFile<F> {
     pub skipped: Vec<String>,
     /// The file's string metadata.
     pub metadata: HashMap<String, String>,
-}
-
-fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
 }
 
 /// IEEE half precision to `f32`, exactly.
@@ -99,12 +100,15 @@ fn f16_to_f32(h: u16) -> f32 {
 /// [`Error::Io`] if the file cannot be read; [`Error::WeightFile`] if it is truncated or corrupt.
 pub fn read<F: Float>(path: impl AsRef<Path>) -> Result<TensorFile<F>> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
     let corrupt = |e: safetensors::SafeTensorError| {
-        Error::WeightFile(format!(
-            "{} is not a valid safetensors file: {e}",
-            path.display()
-        ))
+        Error::weight_file(
+            path,
+            None,
+            Problem::Corrupt {
+                reason: e.to_string(),
+            },
+        )
     };
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
     let st = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
@@ -141,8 +145,15 @@ pub fn read<F: Float>(path: impl AsRef<Path>) -> Result<TensorFile<F>> {
                 continue;
             }
         };
-        let array = ArrayD::from_shape_vec(IxDyn(view.shape()), values)
-            .map_err(|e| Error::WeightFile(format!("tensor `{key}` in {}: {e}", path.display())))?;
+        let array = ArrayD::from_shape_vec(IxDyn(view.shape()), values).map_err(|e| {
+            Error::weight_file(
+                path,
+                Some(&key),
+                Problem::Corrupt {
+                    reason: e.to_string(),
+                },
+            )
+        })?;
         tensors.insert(key, array);
     }
     Ok(TensorFile {
@@ -180,17 +191,32 @@ pub fn write<F: Float>(
             }
         }
         if buffers.insert(name, (a.shape().to_vec(), bytes)).is_some() {
-            return Err(Error::WeightFile(format!("two arrays are named `{name}`")));
+            return Err(Error::weight_file(path, Some(name), Problem::DuplicateName));
         }
     }
     let mut views = Vec::with_capacity(buffers.len());
     for (name, (shape, bytes)) in &buffers {
-        let view = safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes)
-            .map_err(|e| Error::WeightFile(format!("tensor `{name}`: {e}")))?;
+        let view =
+            safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes).map_err(|e| {
+                Error::weight_file(
+                    path,
+                    Some(name),
+                    Problem::Serialize {
+                        reason: e.to_string(),
+                    },
+                )
+            })?;
         views.push((*name, view));
     }
-    let bytes = safetensors::serialize(views, metadata)
-        .map_err(|e| Error::WeightFile(format!("serialising {}: {e}", path.display())))?;
+    let bytes = safetensors::serialize(views, metadata).map_err(|e| {
+        Error::weight_file(
+            path,
+            None,
+            Problem::Serialize {
+                reason: e.to_string(),
+            },
+        )
+    })?;
     write_atomically(path, &bytes)
 }
 
@@ -198,7 +224,12 @@ pub fn write<F: Float>(
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let file_name = path
         .file_name()
-        .ok_or_else(|| io_err(path, "not a file path"))?
+        .ok_or_else(|| {
+            Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
+            )
+        })?
         .to_string_lossy();
     let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
     let result = (|| {
@@ -209,7 +240,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(io_err(path, e));
+        return Err(Error::io(path, e));
     }
     Ok(())
 }
@@ -276,18 +307,35 @@ pub fn load<F: Float, P: Params<F>>(
 ) -> Result<()> {
     let path = path.as_ref();
     let file = read::<F>(path)?;
+    fill_from(&file, prefix, params, path)
+}
+
+/// Fills every array of `model` from the tensor `prefix + name` of `file` (read from `path`, which
+/// errors name), strictly: every name must be present with the array's shape, and `file` must hold
+/// no other float tensor under `prefix`. Everything is checked before anything is written, so
+/// `model` is unchanged on error. [`load`] and checkpoints both load models through this.
+pub(crate) fn fill_from<F: Float, P: Params<F>>(
+    file: &TensorFile<F>,
+    prefix: &str,
+    model: &mut P,
+    path: &Path,
+) -> Result<()> {
     let mut wanted = Vec::new();
-    for (name, a) in params.named_arrays() {
+    for (name, a) in model.named_arrays() {
         let key = format!("{prefix}{name}");
-        let t = file.tensors.get(&key).ok_or_else(|| {
-            Error::WeightFile(format!("missing tensor `{key}` in {}", path.display()))
-        })?;
+        let t = file
+            .tensors
+            .get(&key)
+            .ok_or_else(|| Error::weight_file(path, Some(&key), Problem::Missing))?;
         if t.shape() != a.shape() {
-            return Err(Error::WeightFile(format!(
-                "tensor `{key}` has shape {:?}, the model expects {:?}",
-                t.shape(),
-                a.shape()
-            )));
+            return Err(Error::weight_file(
+                path,
+                Some(&key),
+                Problem::Shape {
+                    expected: a.shape().to_vec(),
+                    got: t.shape().to_vec(),
+                },
+            ));
         }
         wanted.push(key);
     }
@@ -296,41 +344,68 @@ pub fn load<F: Float, P: Params<F>>(
         .keys()
         .find(|k| k.starts_with(prefix) && !wanted.contains(k))
     {
-        return Err(Error::WeightFile(format!(
-            "unexpected tensor `{extra}` in {}: the model has no such parameter",
-            path.display()
-        )));
+        return Err(Error::weight_file(
+            path,
+            Some(extra),
+            Problem::Unexpected { inferred: None },
+        ));
     }
-    for (mut a, key) in params.arrays_mut().into_iter().zip(&wanted) {
+    for (mut a, key) in model.arrays_mut().into_iter().zip(&wanted) {
         a.assign(&file.tensors[key]);
     }
     Ok(())
+}
+
+/// A [`Problem::Invalid`]: the weights of `layer` (or of the whole network) do not fit together.
+pub(crate) fn invalid(path: &Path, layer: Option<String>, error: Error) -> Error {
+    Error::weight_file(
+        path,
+        None,
+        Problem::Invalid {
+            layer,
+            error: Box::new(error),
+        },
+    )
 }
 
 /// Removes the tensor `prefix + name` from `file`, or names it as missing.
 pub(crate) fn take<F>(file: &mut TensorFile<F>, key: &str, path: &Path) -> Result<ArrayD<F>> {
     file.tensors
         .remove(key)
-        .ok_or_else(|| Error::WeightFile(format!("missing tensor `{key}` in {}", path.display())))
+        .ok_or_else(|| Error::weight_file(path, Some(key), Problem::Missing))
 }
 
 /// Converts to the dimensionality `D` or names the tensor whose rank is wrong.
 pub(crate) fn rank<F, D: ndarray::Dimension>(
     a: ArrayD<F>,
     key: &str,
+    path: &Path,
 ) -> Result<ndarray::Array<F, D>> {
-    let shape = a.shape().to_vec();
+    let got = a.shape().to_vec();
     a.into_dimensionality::<D>().map_err(|_| {
-        Error::WeightFile(format!(
-            "tensor `{key}` has shape {shape:?}, expected {} dimensions",
-            D::NDIM.unwrap_or(0)
-        ))
+        Error::weight_file(
+            path,
+            Some(key),
+            Problem::Rank {
+                expected: D::NDIM.unwrap_or(0),
+                got,
+            },
+        )
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::f16_to_f32;
+
+    #[test]
+    fn key_scheme_is_reachable_as_crate_io() {
+        assert_eq!(crate::io::param_key("bias_ih", 1, false), "bias_ih_l1");
+        assert_eq!(
+            crate::io::parse_param_key("weight_hh_l0_reverse"),
+            Some(("weight_hh", 0, true))
+        );
+    }
 
     #[test]
     fn half_precision_conversion() {

@@ -1,26 +1,130 @@
 //! Loading and saving whole [`RecurrentStack`]s under PyTorch's `state_dict()` keys.
 
+use std::path::Path;
+
+use ndarray::{ArrayD, Ix1, Ix2};
+
+use super::{invalid, param_key, parse_param_key, rank, read, take, TensorFile};
 use crate::cell::{Cell, CellInit, CellWeights, Nonlinearity};
 use crate::config::RecurrentConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WeightFileProblem as Problem};
 use crate::float::Float;
 use crate::layer::RecurrentStack;
 #[cfg(doc)]
 use crate::Rnn;
 
-/// Splits a parameter name `weight_ih_l3_reverse` into `(layer, reverse)`.
-fn parse_param_name(name: &str) -> Option<(usize, bool)> {
-    let rest = ["weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"]
-        .iter()
-        .find_map(|p| name.strip_prefix(p))?;
-    let (digits, reverse) = match rest.strip_suffix("_reverse") {
-        Some(d) => (d, true),
-        None => (rest, false),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// The parameter names of one recurrent cell, before the `_l{k}[_reverse]` suffix.
+const CELL_PARAMS: [&str; 4] = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"];
+
+/// `(layer, reverse)` if `key` (prefix removed) names a recurrent cell parameter
+/// (`weight_ih_l3_reverse`, …).
+fn cell_param(key: &str) -> Option<(usize, bool)> {
+    parse_param_key(key)
+        .filter(|(base, _, _)| CELL_PARAMS.contains(base))
+        .map(|(_, layer, reverse)| (layer, reverse))
+}
+
+/// Infers a stack's configuration from the keys under `prefix` and the shapes of layer 0's weights
+/// in `file` (read from `path`): `num_layers` and `bidirectional` from the keys, `hidden_size` from
+/// `weight_hh_l0` (`(gates·H, H)`, checked against the `kind` of cell being loaded), `input_size`
+/// from `weight_ih_l0`, `bias` from the presence of `bias_ih_l0`. Other settings are defaults.
+pub(crate) fn infer_config<F>(
+    file: &TensorFile<F>,
+    prefix: &str,
+    kind: &str,
+    gates: usize,
+    path: &Path,
+) -> Result<RecurrentConfig> {
+    let mut layers = 0;
+    let mut bidirectional = false;
+    for key in file.tensors.keys() {
+        if let Some((l, rev)) = key.strip_prefix(prefix).and_then(cell_param) {
+            layers = layers.max(l + 1);
+            bidirectional |= rev;
+        }
     }
-    Some((digits.parse().ok()?, reverse))
+    if layers == 0 {
+        let first = format!("{prefix}{}", param_key("weight_ih", 0, false));
+        return Err(Error::weight_file(
+            path,
+            Some(&first),
+            Problem::NoParameters,
+        ));
+    }
+    let key = |base: &str| format!("{prefix}{}", param_key(base, 0, false));
+    let hh0 = key("weight_hh");
+    let hh = file
+        .tensors
+        .get(&hh0)
+        .ok_or_else(|| Error::weight_file(path, Some(&hh0), Problem::Missing))?;
+    let hidden = match hh.shape() {
+        &[rows, hidden] if hidden > 0 && rows == gates * hidden => hidden,
+        got => {
+            return Err(Error::weight_file(
+                path,
+                Some(&hh0),
+                Problem::CellKind {
+                    kind: kind.to_string(),
+                    gates,
+                    got: got.to_vec(),
+                },
+            ))
+        }
+    };
+    let ih0 = key("weight_ih");
+    let input = match file.tensors.get(&ih0).map(|a| a.shape()) {
+        Some(&[_, input]) => input,
+        Some(got) => {
+            return Err(Error::weight_file(
+                path,
+                Some(&ih0),
+                Problem::Rank {
+                    expected: 2,
+                    got: got.to_vec(),
+                },
+            ))
+        }
+        None => return Err(Error::weight_file(path, Some(&ih0), Problem::Missing)),
+    };
+    let bias = file.tensors.contains_key(&key("bias_ih"));
+    Ok(RecurrentConfig::new(input, hidden)
+        .with_num_layers(layers)
+        .with_bidirectional(bidirectional)
+        .with_bias(bias))
+}
+
+/// Removes one cell's weights (layer `layer`, direction `reverse`, biases if `bias`) from `file`,
+/// each checked to be present and of the right rank; the cell checks the sizes.
+fn take_cell_weights<F: Float>(
+    file: &mut TensorFile<F>,
+    prefix: &str,
+    layer: usize,
+    reverse: bool,
+    bias: bool,
+    path: &Path,
+) -> Result<CellWeights<F>> {
+    let mut next = |base: &str| {
+        let key = format!("{prefix}{}", param_key(base, layer, reverse));
+        take(file, &key, path).map(|a| (a, key))
+    };
+    let matrix = |(a, key): (ArrayD<F>, String)| rank::<F, Ix2>(a, &key, path);
+    let vector = |(a, key): (ArrayD<F>, String)| rank::<F, Ix1>(a, &key, path);
+    let weight_ih = matrix(next("weight_ih")?)?;
+    let weight_hh = matrix(next("weight_hh")?)?;
+    let (bias_ih, bias_hh) = if bias {
+        (
+            Some(vector(next("bias_ih")?)?),
+            Some(vector(next("bias_hh")?)?),
+        )
+    } else {
+        (None, None)
+    };
+    Ok(CellWeights {
+        weight_ih,
+        weight_hh,
+        bias_ih,
+        bias_hh,
+    })
 }
 
 impl<C> RecurrentStack<C> {
@@ -48,109 +152,38 @@ impl<C> RecurrentStack<C> {
         C: CellInit<F>,
     {
         let path = path.as_ref();
-        let mut file = crate::io::read::<F>(path)?;
-        let mut layers = 0;
-        let mut bidirectional = false;
-        for key in file.tensors.keys() {
-            if let Some((l, rev)) = key.strip_prefix(prefix).and_then(parse_param_name) {
-                layers = layers.max(l + 1);
-                bidirectional |= rev;
-            }
-        }
-        if layers == 0 {
-            return Err(Error::WeightFile(format!(
-                "no recurrent parameters (`{prefix}weight_ih_l0`, …) in {}",
-                path.display()
-            )));
-        }
-        let key = |name: &str| format!("{prefix}{name}");
-        let hh0 = key("weight_hh_l0");
-        let (rows, hidden) = match file.tensors.get(&hh0) {
-            Some(a) if a.ndim() == 2 => (a.shape()[0], a.shape()[1]),
-            Some(a) => {
-                return Err(Error::WeightFile(format!(
-                    "tensor `{hh0}` has shape {:?}, expected ({}·H, H)",
-                    a.shape(),
-                    C::GATES
-                )))
-            }
-            None => {
-                return Err(Error::WeightFile(format!(
-                    "missing tensor `{hh0}` in {}",
-                    path.display()
-                )))
-            }
-        };
-        if hidden == 0 || rows != C::GATES * hidden {
-            return Err(Error::WeightFile(format!(
-                "tensor `{hh0}` has shape [{rows}, {hidden}]: an {} has {}·H rows (is this another \
-                 kind of network?)",
-                C::KIND,
-                C::GATES
-            )));
-        }
-        let ih0 = key("weight_ih_l0");
-        let input = file
-            .tensors
-            .get(&ih0)
-            .filter(|a| a.ndim() == 2)
-            .map(|a| a.shape()[1])
-            .ok_or_else(|| {
-                Error::WeightFile(format!(
-                    "missing or misshaped tensor `{ih0}` in {}",
-                    path.display()
-                ))
-            })?;
-        let bias = file.tensors.contains_key(&key("bias_ih_l0"));
-        let config = RecurrentConfig::new(input, hidden)
-            .with_num_layers(layers)
-            .with_bidirectional(bidirectional)
-            .with_bias(bias);
-        let mut cells = Vec::with_capacity(layers * config.num_directions());
-        for l in 0..layers {
-            for dir in 0..config.num_directions() {
-                let sfx = format!("_l{l}{}", if dir == 1 { "_reverse" } else { "" });
-                let k = |n: &str| key(&format!("{n}{sfx}"));
-                let (k_ih, k_hh) = (k("weight_ih"), k("weight_hh"));
-                let weight_ih = crate::io::rank(crate::io::take(&mut file, &k_ih, path)?, &k_ih)?;
-                let weight_hh = crate::io::rank(crate::io::take(&mut file, &k_hh, path)?, &k_hh)?;
-                let (bias_ih, bias_hh) = if bias {
-                    let (k_bi, k_bh) = (k("bias_ih"), k("bias_hh"));
-                    (
-                        Some(crate::io::rank(
-                            crate::io::take(&mut file, &k_bi, path)?,
-                            &k_bi,
-                        )?),
-                        Some(crate::io::rank(
-                            crate::io::take(&mut file, &k_bh, path)?,
-                            &k_bh,
-                        )?),
-                    )
-                } else {
-                    (None, None)
-                };
-                let weights = CellWeights {
-                    weight_ih,
-                    weight_hh,
-                    bias_ih,
-                    bias_hh,
-                };
-                let cell = C::cell_from_weights(weights, Nonlinearity::Tanh)
-                    .map_err(|e| Error::WeightFile(format!("layer `{prefix}…{sfx}`: {e}")))?;
+        let mut file = read::<F>(path)?;
+        let config = infer_config(&file, prefix, C::KIND, C::GATES, path)?;
+        let mut cells = Vec::with_capacity(config.num_layers * config.num_directions());
+        for layer in 0..config.num_layers {
+            for reverse in [false, true].into_iter().take(config.num_directions()) {
+                let weights =
+                    take_cell_weights(&mut file, prefix, layer, reverse, config.bias, path)?;
+                let cell = C::cell_from_weights(weights, Nonlinearity::Tanh).map_err(|e| {
+                    let layer = format!("layer `{prefix}…{}`", param_key("", layer, reverse));
+                    invalid(path, Some(layer), e)
+                })?;
                 cells.push(cell);
             }
         }
         if let Some(extra) = file
             .tensors
             .keys()
-            .find(|k| k.strip_prefix(prefix).and_then(parse_param_name).is_some())
+            .find(|k| k.strip_prefix(prefix).and_then(cell_param).is_some())
         {
-            return Err(Error::WeightFile(format!(
-                "unexpected tensor `{extra}`: the other parameters describe a network with \
-                 num_layers = {layers}, bidirectional = {bidirectional}, bias = {bias}"
-            )));
+            let inferred = format!(
+                "num_layers = {}, bidirectional = {}, bias = {}",
+                config.num_layers, config.bidirectional, config.bias
+            );
+            return Err(Error::weight_file(
+                path,
+                Some(extra),
+                Problem::Unexpected {
+                    inferred: Some(inferred),
+                },
+            ));
         }
-        Self::from_cells(config, cells).map_err(|e| Error::WeightFile(e.to_string()))
+        Self::from_cells(config, cells).map_err(|e| invalid(path, None, e))
     }
 
     /// Saves the weights under `prefix` + PyTorch's `state_dict()` keys, atomically; PyTorch's
