@@ -135,7 +135,7 @@ fn f32_view_mut<'a, F: 'static>(mut v: ArrayViewMut2<'a, F>) -> Option<ArrayView
 /// let a = array![[1.0f32, 2.0], [3.0, 4.0]];
 /// let b = array![[1.0f32, 0.0, 1.0], [0.0, 1.0, 1.0]];
 /// let mut c = ndarray::Array2::zeros((2, 3));
-/// recurrent::matmul(a.view(), b.view(), &mut c.view_mut(), false)?;
+/// recurrent::runtime::matmul(a.view(), b.view(), &mut c.view_mut(), false)?;
 /// assert_eq!(c, array![[1.0, 2.0, 3.0], [3.0, 4.0, 7.0]]);
 /// # Ok::<(), recurrent::Error>(())
 /// ```

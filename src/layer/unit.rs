@@ -14,6 +14,7 @@ use crate::cell::{backward_sequence_with, Cell, Schedule, SequenceTape, State};
 use crate::check;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
+use crate::io::param_key;
 use crate::params::{check_fingerprint, check_same_layout, Params};
 use crate::threads;
 
@@ -67,12 +68,6 @@ pub(crate) type UnitForward<F, C> = (
     Vec<<C as Cell<F>>::State>,
     Option<UnitTape<F, <C as Cell<F>>::Tape>>,
 );
-
-/// PyTorch's `state_dict()` name of parameter `base` (`"weight_ih"`, …) of layer `layer`,
-/// direction `reverse`: `weight_ih_l0`, `weight_ih_l0_reverse`, ….
-pub(crate) fn param_key(base: &str, layer: usize, reverse: bool) -> String {
-    format!("{base}_l{layer}{}", if reverse { "_reverse" } else { "" })
-}
 
 impl<C> Unit<C> {
     /// A layer of one or two cells.
