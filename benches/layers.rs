@@ -37,7 +37,7 @@ use ndarray::Array3;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
-use recurrent::{CellInit, GruCell, LstmCell, Params, RecurrentConfig, RecurrentStack, RnnCell};
+use recurrent::{cell::CellInit, GruCell, LstmCell, Params, RecurrentStack, RnnCell, StackConfig};
 
 /// `(name, B, T, I, H, train)`.
 type Shape = (&'static str, usize, usize, usize, usize, bool);
@@ -75,7 +75,7 @@ fn bench_net<C: CellInit<f32>>(
 ) {
     let (shape, b, t, i, h, train) = sh;
     let mut rng = StdRng::seed_from_u64(0);
-    let cfg = RecurrentConfig::new(i, h)
+    let cfg = StackConfig::new(i, h)
         .with_num_layers(layers)
         .with_bidirectional(bidirectional);
     let net = RecurrentStack::<C>::new::<f32, _>(cfg, &mut rng).expect("valid config");

@@ -37,7 +37,9 @@ use ndarray::{s, Array2, Array3};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use recurrent::optim::{clip_grad_norm, AdamConfig};
-use recurrent::{mse_loss, CellInit, Linear, Lstm, Params, RecurrentConfig, RecurrentStack, Rnn};
+use recurrent::{
+    cell::CellInit, loss::mse_loss, Linear, Lstm, Params, RecurrentStack, Rnn, StackConfig,
+};
 
 const USAGE: &str = "\
 usage: adding_problem [--t T | --ts T1,T2,...] [--steps N] [--hidden H] [--batch B] [--lr LR]
@@ -207,7 +209,7 @@ fn run_main() -> recurrent::Result<()> {
     let start = std::time::Instant::now();
     for (i, &t) in args.ts.iter().enumerate() {
         let mut rng = StdRng::seed_from_u64(args.seed.wrapping_mul(31).wrapping_add(t as u64));
-        let cfg = RecurrentConfig::new(2, h);
+        let cfg = StackConfig::new(2, h);
         let lstm = (
             Lstm::<f32>::new(cfg, &mut rng)?.with_forget_bias(1.0),
             Linear::<f32>::new(h, 1, &mut rng)?,

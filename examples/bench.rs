@@ -58,7 +58,7 @@ use ndarray::{Array2, Array3};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
-use recurrent::{CellInit, Params, RecurrentConfig, RecurrentStack};
+use recurrent::{cell::CellInit, Params, RecurrentStack, StackConfig};
 
 /// Default time spent in the timed repetitions of one case, in seconds.
 const BUDGET_S: f64 = 6.0;
@@ -235,7 +235,7 @@ fn bench_case<C: CellInit<f32>>(
     input_grad: bool,
 ) {
     let mut rng = StdRng::seed_from_u64(0);
-    let cfg = RecurrentConfig::new(sh.input, sh.hidden)
+    let cfg = StackConfig::new(sh.input, sh.hidden)
         .with_num_layers(layers)
         .with_bidirectional(bidirectional);
     let net = RecurrentStack::<C>::new::<f32, _>(cfg, &mut rng).expect("valid config");

@@ -49,8 +49,9 @@ use recurrent::batch::time_chunks;
 use recurrent::checkpoint::{load_checkpoint, save_checkpoint};
 use recurrent::optim::{clip_grad_norm, AdamConfig, CosineAnnealingLr, LinearWarmup, LrSchedule};
 use recurrent::{
-    cross_entropy_loss, CellInit, GruCell, Linear, LstmCell, Params, RecurrentConfig,
-    RecurrentStack, Stacked, State,
+    cell::{CellInit, Stacked},
+    loss::cross_entropy_loss,
+    GruCell, Linear, LstmCell, Params, RecurrentStack, StackConfig, State,
 };
 
 /// The Book of Genesis, KJV (public domain); see `examples/data/README.md`.
@@ -396,7 +397,7 @@ fn run<C: CellInit<f32>>(args: &Args, corpus: &Corpus) -> recurrent::Result<()> 
     let v = corpus.vocab.len();
     let (b, k, hdim) = (args.batch, args.bptt, args.hidden);
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let config = RecurrentConfig::new(v, hdim).with_num_layers(args.layers);
+    let config = StackConfig::new(v, hdim).with_num_layers(args.layers);
     let mut model: Model<C> = (
         RecurrentStack::<C>::new(config, &mut rng)?,
         Linear::new(hdim, v, &mut rng)?,

@@ -29,7 +29,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use recurrent::optim::{clip_grad_norm, AdamConfig};
-use recurrent::{mse_loss, Linear, LstmCell, Params, Recurrent};
+use recurrent::{loss::mse_loss, Linear, LstmCell, Params, Recurrent};
 
 const OMEGA: f32 = 2.0 * std::f32::consts::PI / 25.0; // a period of 25 steps
 const NOISE: f32 = 0.1;

@@ -51,7 +51,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use recurrent::batch::pad_sequences;
 use recurrent::optim::{clip_grad_norm, AdamConfig};
-use recurrent::{cross_entropy_loss, Linear, Lstm, Params, RecurrentConfig};
+use recurrent::{loss::cross_entropy_loss, Linear, Lstm, Params, StackConfig};
 
 const USAGE: &str = "\
 usage: tagging [--steps N] [--hidden H] [--k K] [--batch B] [--min-len N] [--max-len N] [--lr LR]
@@ -238,7 +238,7 @@ fn run() -> recurrent::Result<()> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let bi = (
         Lstm::<f32>::new(
-            RecurrentConfig::new(VOCAB, h)
+            StackConfig::new(VOCAB, h)
                 .with_num_layers(2)
                 .with_bidirectional(true),
             &mut rng,
@@ -246,10 +246,7 @@ fn run() -> recurrent::Result<()> {
         Linear::<f32>::new(2 * h, 2, &mut rng)?,
     );
     let uni = (
-        Lstm::<f32>::new(
-            RecurrentConfig::new(VOCAB, 2 * h).with_num_layers(2),
-            &mut rng,
-        )?,
+        Lstm::<f32>::new(StackConfig::new(VOCAB, 2 * h).with_num_layers(2), &mut rng)?,
         Linear::<f32>::new(2 * h, 2, &mut rng)?,
     );
     println!(

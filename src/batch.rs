@@ -85,10 +85,10 @@ pub fn unpad<F: Float>(batch: ArrayView3<'_, F>, lengths: &[usize]) -> Result<Ve
 /// ```
 /// use ndarray::Array3;
 /// use rand::SeedableRng;
-/// use recurrent::{batch::time_chunks, Lstm, Params, RecurrentConfig};
+/// use recurrent::{batch::time_chunks, Lstm, Params, StackConfig};
 ///
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let lstm = Lstm::<f32>::new(RecurrentConfig::new(3, 8), &mut rng)?;
+/// let lstm = Lstm::<f32>::new(StackConfig::new(3, 8), &mut rng)?;
 /// let stream = Array3::<f32>::ones((100, 4, 3));
 /// let mut state = None;
 /// let mut chunks = 0;

@@ -13,14 +13,14 @@
 //! use rand::SeedableRng;
 //! use recurrent::checkpoint::{load_checkpoint, save_checkpoint};
 //! use recurrent::optim::AdamConfig;
-//! use recurrent::{Gru, Params, RecurrentConfig};
+//! use recurrent::{Gru, Params, StackConfig};
 //!
 //! let dir = std::env::temp_dir().join(format!("recurrent-ckpt-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).unwrap();
 //! let path = dir.join("run.ckpt.safetensors");
 //!
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-//! let mut gru = Gru::<f32>::new(RecurrentConfig::new(2, 4), &mut rng)?;
+//! let mut gru = Gru::<f32>::new(StackConfig::new(2, 4), &mut rng)?;
 //! let mut opt = AdamConfig::new(1e-2).build()?;
 //! let x = Array3::<f32>::ones((5, 3, 2));
 //! let (out, _, tape) = gru.forward(x.view(), None, None)?;
@@ -30,7 +30,7 @@
 //! save_checkpoint(&path, &gru, &opt, 1)?;
 //!
 //! // Later, or in another process: rebuild the same model and optimizer, then load.
-//! let mut gru2 = Gru::<f32>::new(RecurrentConfig::new(2, 4), &mut rng)?;
+//! let mut gru2 = Gru::<f32>::new(StackConfig::new(2, 4), &mut rng)?;
 //! let mut opt2 = AdamConfig::new(1e-2).build()?;
 //! let step = load_checkpoint(&path, &mut gru2, &mut opt2)?;
 //! assert_eq!(step, 1);

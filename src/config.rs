@@ -1,4 +1,4 @@
-//! [`RecurrentConfig`]: the settings of a recurrent network.
+//! [`StackConfig`]: the settings of a recurrent network.
 
 use crate::cell::Nonlinearity;
 use crate::error::{Error, Result};
@@ -9,16 +9,16 @@ use crate::error::{Error, Result};
 ///
 /// ```
 /// use rand::SeedableRng;
-/// use recurrent::{Lstm, RecurrentConfig};
+/// use recurrent::{Lstm, StackConfig};
 ///
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let config = RecurrentConfig::new(16, 32).with_num_layers(2).with_bidirectional(true);
+/// let config = StackConfig::new(16, 32).with_num_layers(2).with_bidirectional(true);
 /// let lstm = Lstm::<f32>::new(config, &mut rng)?;
 /// assert_eq!(lstm.output_size(), 64);
 /// # Ok::<(), recurrent::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RecurrentConfig {
+pub struct StackConfig {
     /// Features per input step.
     pub input_size: usize,
     /// Hidden units per layer and direction.
@@ -39,7 +39,7 @@ pub struct RecurrentConfig {
     pub nonlinearity: Nonlinearity,
 }
 
-impl RecurrentConfig {
+impl StackConfig {
     /// Defaults with the two required sizes.
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
         Self {

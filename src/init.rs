@@ -16,10 +16,10 @@
 //! ```
 //! use rand::SeedableRng;
 //! use recurrent::init::{initialize, InitConfig};
-//! use recurrent::{Lstm, Params, RecurrentConfig};
+//! use recurrent::{Lstm, Params, StackConfig};
 //!
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-//! let mut lstm = Lstm::<f64>::new(RecurrentConfig::new(8, 16), &mut rng)?.with_forget_bias(1.0);
+//! let mut lstm = Lstm::<f64>::new(StackConfig::new(8, 16), &mut rng)?.with_forget_bias(1.0);
 //! initialize(&mut lstm, &InitConfig::keras(), &mut rng)?;
 //! // Orthogonal recurrent weights: Wᵀ W = I for W = weight_hh_l0 (64 × 16).
 //! let w = lstm.layer(0)[0].weights().weight_hh.clone();

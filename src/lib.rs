@@ -7,7 +7,7 @@
 //! ## Shapes
 //!
 //! Sequences are **time-major** `(T, B, F)`: `T` steps, `B` sequences in the batch, `F` features (as
-//! PyTorch's default `batch_first=False`; [`RecurrentConfig::batch_first`] switches to `(B, T, F)`).
+//! PyTorch's default `batch_first=False`; [`StackConfig::batch_first`] switches to `(B, T, F)`).
 //! A layer with `I` inputs and `H` hidden units maps `(T, B, I)` to outputs `(T, B, H)` (`2H` when
 //! bidirectional); states are `(B, H)` per cell and `(num_layers · num_directions, B, H)` for a
 //! network.
@@ -15,16 +15,20 @@
 //! ## Pieces
 //!
 //! * [`Rnn`], [`Lstm`], [`Gru`]: what `torch.nn.RNN`/`LSTM`/`GRU` compute — stacked layers,
-//!   bidirectional, dropout, variable-length batches ([`RecurrentStack`], [`RecurrentConfig`]).
+//!   bidirectional, dropout, variable-length batches ([`RecurrentStack`], [`StackConfig`]).
 //! * [`Cell`]: one time step — [`RnnCell`] (tanh or ReLU), [`LstmCell`] (gate order i, f, g, o),
 //!   [`GruCell`] (r, z, n).
 //! * [`Recurrent`]: one cell run over a sequence; [`Bidirectional`]: two cells with a
 //!   [`MergeMode`].
-//! * [`Linear`]: the dense head; [`mse_loss`].
+//! * [`Linear`]: the dense head; [`loss`]: MSE and cross-entropy, each returning `(loss, d_output)`.
+//! * [`layer`]: the tapes ([`layer::LayerTape`], [`layer::StackTape`]) and the convention all
+//!   layers share; [`cell`]: the [`Cell`] trait's helpers, [`cell::CellWeights`], [`cell::Stacked`].
 //! * [`Params`]: every model lists its arrays with PyTorch's names; **the gradient of a model is a
 //!   model of the same type** ([`Params::zeros_like`]), into which `backward` adds.
 //! * [`optim`]: [`optim::Sgd`], [`optim::Adam`], [`optim::clip_grad_norm`].
-//! * [`io`]: safetensors weight files with PyTorch `state_dict` keys, both ways.
+//! * [`io`]: safetensors weight files with PyTorch `state_dict` keys, both ways; [`checkpoint`]:
+//!   model + optimizer + step in one file; [`init`], [`batch`]: initialisers and padding helpers.
+//! * [`runtime`]: threads, cached memory, the raw matrix product.
 //!
 //! Nothing is stored inside a layer during `forward`: what backward needs is the tape that
 //! forward returns, so backward without forward does not compile, and one layer can serve many
@@ -38,14 +42,14 @@
 //! # use ndarray::Array3;
 //! # use rand::SeedableRng;
 //! use recurrent::optim::{clip_grad_norm, AdamConfig, CosineAnnealingLr, LrSchedule};
-//! use recurrent::{checkpoint, mse_loss, Linear, Lstm, Params, RecurrentConfig};
+//! use recurrent::{checkpoint, Linear, Lstm, Params, StackConfig, loss::mse_loss};
 //! # let dir = std::env::temp_dir().join(format!("recurrent-loop-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir).unwrap();
 //! # let mut rng = rand::rngs::StdRng::seed_from_u64(42);
 //! # let x = Array3::<f32>::from_shape_fn((20, 4, 1), |(t, b, _)| ((t + b) as f32 * 0.3).sin());
 //! # let y = Array3::<f32>::from_shape_fn((20, 4, 1), |(t, b, _)| ((t + b + 1) as f32 * 0.3).sin());
 //!
-//! let config = RecurrentConfig::new(1, 16).with_num_layers(2);
+//! let config = StackConfig::new(1, 16).with_num_layers(2);
 //! let mut model = (Lstm::<f32>::new(config, &mut rng)?, Linear::<f32>::new(16, 1, &mut rng)?);
 //! let mut opt = AdamConfig::new(1e-2).build()?;
 //! let mut schedule = CosineAnnealingLr::new(1e-2, 60, 1e-4)?;
@@ -77,7 +81,11 @@
 //! Everything handed to a layer, loss or optimizer is checked; bad input returns an [`Error`] whose
 //! message says what was expected and what came. The low-level [`Cell`] methods assert instead
 //! (documented under `# Panics`).
-#![deny(missing_docs)]
+#![deny(
+    missing_docs,
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks
+)]
 
 pub mod batch;
 pub mod cell;
@@ -91,25 +99,18 @@ pub mod init;
 pub mod io;
 pub mod layer;
 mod linear;
-mod loss;
+pub mod loss;
 pub mod optim;
 mod params;
 mod pool;
 pub mod runtime;
 mod threads;
 
-pub use cell::CellInit;
-pub use cell::{
-    Cell, CellWeights, GruCell, LstmCell, LstmState, Nonlinearity, RnnCell, Stacked, State,
-};
-pub use config::RecurrentConfig;
+pub use cell::{Cell, GruCell, LstmCell, LstmState, Nonlinearity, RnnCell, State};
+pub use config::StackConfig;
 pub use error::{Error, Result};
 pub use float::Float;
-pub use layer::{
-    Bidirectional, Gru, LayerTape, Lstm, MergeMode, Recurrent, RecurrentStack, Rnn, StackTape,
-};
-pub use linear::{Linear, LinearTape};
-pub use loss::{cross_entropy_loss, cross_entropy_loss_last, masked_mse_loss, mse_loss};
+pub use layer::{Bidirectional, Gru, Linear, Lstm, MergeMode, Recurrent, RecurrentStack, Rnn};
 pub use params::Params;
 
 /// The README's code blocks, compiled and run as doctests.

@@ -24,13 +24,13 @@ use crate::float::Float;
 ///
 /// # Errors
 ///
-/// [`Error::Shape`](crate::Error::Shape) if the shapes differ or the arrays are empty.
+/// [`Error::Shape`] if the shapes differ or the arrays are empty.
 ///
 /// # Examples
 ///
 /// ```
 /// use ndarray::array;
-/// let (loss, grad) = recurrent::mse_loss(array![1.0, 3.0].view(), array![0.0, 1.0].view())?;
+/// let (loss, grad) = recurrent::loss::mse_loss(array![1.0, 3.0].view(), array![0.0, 1.0].view())?;
 /// assert_eq!(loss, 2.5); // (1 + 4) / 2
 /// assert_eq!(grad, array![1.0, 2.0]); // 2 (p − t) / 2
 /// # Ok::<(), recurrent::Error>(())
@@ -127,7 +127,7 @@ fn check_class(class: usize, classes: usize, at: impl Fn() -> String) -> Result<
 ///
 /// ```
 /// use ndarray::{array, Array3};
-/// use recurrent::cross_entropy_loss;
+/// use recurrent::loss::cross_entropy_loss;
 ///
 /// // T = 2 steps, B = 2 sequences, C = 3 classes; the second sequence has one real step.
 /// let logits = Array3::<f64>::zeros((2, 2, 3));
@@ -200,7 +200,7 @@ pub fn cross_entropy_loss<F: Float>(
 ///
 /// ```
 /// use ndarray::array;
-/// use recurrent::cross_entropy_loss_last;
+/// use recurrent::loss::cross_entropy_loss_last;
 ///
 /// // Huge logits are fine: the log-sum-exp subtracts the row maximum.
 /// let logits = array![[1000.0, 0.0], [0.0, 0.0]];
@@ -252,7 +252,7 @@ pub fn cross_entropy_loss_last<F: Float>(
 ///
 /// ```
 /// use ndarray::Array3;
-/// use recurrent::masked_mse_loss;
+/// use recurrent::loss::masked_mse_loss;
 ///
 /// let pred = Array3::<f64>::ones((3, 2, 1));
 /// let mut target = Array3::<f64>::zeros((3, 2, 1));

@@ -141,9 +141,9 @@ where
 /// ```
 /// # use rand::SeedableRng;
 /// use ndarray::Array3;
-/// use recurrent::{Lstm, RecurrentConfig};
+/// use recurrent::{Lstm, StackConfig};
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let net = Lstm::<f32>::new(RecurrentConfig::new(64, 128), &mut rng)?;
+/// let net = Lstm::<f32>::new(StackConfig::new(64, 128), &mut rng)?;
 /// let x = Array3::<f32>::zeros((50, 16, 64));
 /// let (_, _, tape) = net.forward(x.view(), None, None)?;
 /// drop(tape); // its large buffers go to the pool

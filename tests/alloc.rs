@@ -13,7 +13,7 @@ use std::cell::Cell;
 
 use ndarray::Array3;
 use rand::SeedableRng;
-use recurrent::{Gru, Lstm, Params, RecurrentConfig, RecurrentStack, Rnn};
+use recurrent::{Gru, Lstm, Params, RecurrentStack, Rnn, StackConfig};
 
 struct Counting;
 
@@ -50,7 +50,7 @@ fn count(f: impl FnOnce()) -> usize {
 }
 
 /// Allocations of (infer, forward, backward) over `steps` steps.
-fn allocations<C: recurrent::CellInit<f32>>(
+fn allocations<C: recurrent::cell::CellInit<f32>>(
     net: &RecurrentStack<C>,
     steps: usize,
     batch: usize,
@@ -88,7 +88,7 @@ fn batches() -> Vec<usize> {
 fn allocations_do_not_grow_with_sequence_length() {
     recurrent::runtime::set_num_threads(1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let config = RecurrentConfig::new(3, 8)
+    let config = StackConfig::new(3, 8)
         .with_num_layers(2)
         .with_bidirectional(true);
     let lstm = Lstm::<f32>::new(config, &mut rng).unwrap();

@@ -7,8 +7,9 @@ use common::*;
 use ndarray::{arr1, arr2, Array1, Array2, Array3};
 use recurrent::optim::{clip_grad_norm, AdamConfig, SgdConfig};
 use recurrent::{
-    mse_loss, Bidirectional, CellWeights, Error, Gru, GruCell, Linear, Lstm, LstmCell, LstmState,
-    MergeMode, Nonlinearity, Params, Recurrent, RecurrentConfig, RecurrentStack, Rnn, RnnCell,
+    cell::CellWeights, loss::mse_loss, Bidirectional, Error, Gru, GruCell, Linear, Lstm, LstmCell,
+    LstmState, MergeMode, Nonlinearity, Params, Recurrent, RecurrentStack, Rnn, RnnCell,
+    StackConfig,
 };
 
 fn lstm(i: usize, h: usize) -> Recurrent<LstmCell<f64>> {
@@ -429,8 +430,7 @@ fn stale_tape_after_weights_changed() {
         Err(Error::Mismatch(_))
     ));
 
-    let mut net =
-        Gru::<f64>::new(RecurrentConfig::new(3, 2).with_num_layers(2), &mut rng(2)).unwrap();
+    let mut net = Gru::<f64>::new(StackConfig::new(3, 2).with_num_layers(2), &mut rng(2)).unwrap();
     let (o, _, tape) = net.forward(x.view(), None, None).unwrap();
     let mut gn = net.zeros_like();
     net.backward(&tape, Array3::ones(o.dim()).view(), None, &mut gn)
@@ -445,11 +445,8 @@ fn stale_tape_after_weights_changed() {
 
 #[test]
 fn invalid_lengths() {
-    let net = Lstm::<f64>::new(
-        RecurrentConfig::new(3, 2).with_bidirectional(true),
-        &mut rng(0),
-    )
-    .unwrap();
+    let net =
+        Lstm::<f64>::new(StackConfig::new(3, 2).with_bidirectional(true), &mut rng(0)).unwrap();
     let x = Array3::<f64>::zeros((4, 3, 3));
     let cases: [(&[usize], &str); 4] = [
         (
@@ -485,22 +482,22 @@ fn invalid_lengths() {
 fn invalid_network_config() {
     let cases = [
         (
-            RecurrentConfig::new(0, 2),
+            StackConfig::new(0, 2),
             "input_size, hidden_size and num_layers must be at least 1",
         ),
-        (RecurrentConfig::new(3, 2).with_num_layers(0), "num_layers"),
+        (StackConfig::new(3, 2).with_num_layers(0), "num_layers"),
         (
-            RecurrentConfig::new(3, 2).with_dropout(1.5),
+            StackConfig::new(3, 2).with_dropout(1.5),
             "dropout must be a probability in [0, 1], got 1.5",
         ),
-        (RecurrentConfig::new(3, 2).with_dropout(f64::NAN), "dropout"),
+        (StackConfig::new(3, 2).with_dropout(f64::NAN), "dropout"),
     ];
     for (config, want) in cases {
         let (e, m) = msg(Lstm::<f32>::new(config, &mut rng(0)));
         assert!(matches!(e, Error::InvalidConfig(_)), "{m}");
         assert!(m.contains(want), "{m} should contain {want}");
     }
-    let relu = RecurrentConfig::new(3, 2).with_nonlinearity(Nonlinearity::Relu);
+    let relu = StackConfig::new(3, 2).with_nonlinearity(Nonlinearity::Relu);
     let (_, m) = msg(Lstm::<f32>::new(relu, &mut rng(0)));
     assert!(m.contains("applies to Rnn only"), "{m}");
     assert!(Gru::<f32>::new(relu, &mut rng(0)).is_err());
@@ -509,7 +506,7 @@ fn invalid_network_config() {
 
 #[test]
 fn network_shape_errors() {
-    let config = RecurrentConfig::new(3, 2)
+    let config = StackConfig::new(3, 2)
         .with_num_layers(2)
         .with_bidirectional(true);
     let net = Lstm::<f64>::new(config, &mut rng(0)).unwrap();
@@ -556,18 +553,14 @@ fn network_shape_errors() {
         "{m}"
     );
     // Batch-first input is (B, T, I).
-    let bf = Gru::<f64>::new(
-        RecurrentConfig::new(3, 2).with_batch_first(true),
-        &mut rng(2),
-    )
-    .unwrap();
+    let bf = Gru::<f64>::new(StackConfig::new(3, 2).with_batch_first(true), &mut rng(2)).unwrap();
     let (_, m) = msg(bf.forward(Array3::<f64>::zeros((3, 4, 5)).view(), None, None));
     assert!(m.contains("(B, T, 3)"), "{m}");
 }
 
 #[test]
 fn from_cells_errors() {
-    let config = RecurrentConfig::new(3, 2).with_bidirectional(true);
+    let config = StackConfig::new(3, 2).with_bidirectional(true);
     let cell = |i, h| LstmCell::<f64>::new(i, h, &mut rng(0)).unwrap();
     let (_, m) = msg(RecurrentStack::from_cells(config, vec![cell(3, 2)]));
     assert!(m.contains("need 2 cells, got 1"), "{m}");

@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use ndarray::{Array2, Array3};
 use recurrent::{
-    mse_loss, Cell, CellWeights, Float, GruCell, Linear, LstmCell, LstmState, Nonlinearity, Params,
-    Recurrent, RnnCell, State,
+    cell::CellWeights, loss::mse_loss, Cell, Float, GruCell, Linear, LstmCell, LstmState,
+    Nonlinearity, Params, Recurrent, RnnCell, State,
 };
 
 const T: usize = 6;

@@ -5,7 +5,7 @@ mod common;
 use common::rng;
 use ndarray::Array2;
 use recurrent::init::{fill, initialize, InitConfig, WeightInit};
-use recurrent::{Error, Gru, Linear, Lstm, Params, RecurrentConfig};
+use recurrent::{Error, Gru, Linear, Lstm, Params, StackConfig};
 
 fn stats(a: &Array2<f64>) -> (f64, f64, f64) {
     let n = a.len() as f64;
@@ -45,7 +45,7 @@ fn xavier_uniform_and_normal_have_the_right_spread() {
 
 #[test]
 fn orthogonal_recurrent_weights() {
-    let config = RecurrentConfig::new(5, 8)
+    let config = StackConfig::new(5, 8)
         .with_num_layers(2)
         .with_bidirectional(true);
     let mut lstm = Lstm::<f64>::new(config, &mut rng(3)).unwrap();
@@ -89,12 +89,9 @@ fn orthogonal_recurrent_weights() {
 
 #[test]
 fn forget_gate_bias_and_names() {
-    let lstm = Lstm::<f32>::new(
-        RecurrentConfig::new(3, 4).with_bidirectional(true),
-        &mut rng(6),
-    )
-    .unwrap()
-    .with_forget_bias(1.0);
+    let lstm = Lstm::<f32>::new(StackConfig::new(3, 4).with_bidirectional(true), &mut rng(6))
+        .unwrap()
+        .with_forget_bias(1.0);
     for cell in lstm.layer(0) {
         let w = cell.weights();
         let (b_ih, b_hh) = (w.bias_ih.as_ref().unwrap(), w.bias_hh.as_ref().unwrap());
@@ -104,7 +101,7 @@ fn forget_gate_bias_and_names() {
     }
     // A model tuple: the head's `1.weight` counts as an input weight, `1.bias` as a bias.
     let mut model = (
-        Gru::<f64>::new(RecurrentConfig::new(3, 4), &mut rng(7)).unwrap(),
+        Gru::<f64>::new(StackConfig::new(3, 4), &mut rng(7)).unwrap(),
         Linear::<f64>::new(4, 2, &mut rng(8)).unwrap(),
     );
     let config = InitConfig {

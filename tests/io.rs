@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use recurrent::io::WeightFileProblem;
-use recurrent::{io, Error, Gru, Linear, Lstm, Nonlinearity, RecurrentConfig, Rnn};
+use recurrent::{io, Error, Gru, Linear, Lstm, Nonlinearity, Rnn, StackConfig};
 
 /// A fresh directory for one test.
 fn tmp(name: &str) -> PathBuf {
@@ -37,7 +37,7 @@ fn weight_file_err<T: std::fmt::Debug>(r: recurrent::Result<T>, want: &str) {
 #[test]
 fn round_trip_keeps_weights_and_outputs() {
     let dir = tmp("round-trip");
-    let config = RecurrentConfig::new(4, 3)
+    let config = StackConfig::new(4, 3)
         .with_num_layers(3)
         .with_bidirectional(true);
     let x: Array3<f32> = randn3((6, 2, 4), 1.0, &mut rng(1));
@@ -118,7 +118,7 @@ fn saved_keys_are_pytorch_state_dict_keys() {
 fn prefixes_pick_modules_out_of_a_model_file() {
     let dir = tmp("prefix");
     let path = dir.join("model.safetensors");
-    let config = RecurrentConfig::new(3, 5).with_num_layers(2);
+    let config = StackConfig::new(3, 5).with_num_layers(2);
     let enc = Lstm::<f64>::new(config, &mut rng(3)).unwrap();
     let head = Linear::<f64>::new(5, 2, &mut rng(4)).unwrap();
     let mut arrays = io::prefixed(&enc, "encoder.rnn.");
@@ -233,7 +233,7 @@ fn write_raw(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f64>)]) {
 fn wrong_files_give_clear_errors() {
     let dir = tmp("errors");
     let good = dir.join("good.safetensors");
-    let config = RecurrentConfig::new(3, 2)
+    let config = StackConfig::new(3, 2)
         .with_num_layers(2)
         .with_bidirectional(true);
     Lstm::<f64>::new(config, &mut rng(7))
@@ -380,7 +380,7 @@ fn wrong_files_give_clear_errors() {
         "unexpected tensor `bias_hh_l1`",
     );
     let mut wide = Lstm::<f64>::new(
-        RecurrentConfig::new(4, 2)
+        StackConfig::new(4, 2)
             .with_num_layers(2)
             .with_bidirectional(true),
         &mut rng(9),
@@ -454,8 +454,7 @@ fn errors_have_structure() {
         matches!(&problem, WeightFileProblem::Unexpected { inferred: Some(s) } if s.contains("bias = false")),
         "{problem:?}"
     );
-    let mut model =
-        Lstm::<f64>::new(RecurrentConfig::new(3, 2).with_bias(false), &mut rng(1)).unwrap();
+    let mut model = Lstm::<f64>::new(StackConfig::new(3, 2).with_bias(false), &mut rng(1)).unwrap();
     assert_eq!(
         weight_file_problem(io::load(&mut model, &p, "")),
         (
@@ -464,8 +463,7 @@ fn errors_have_structure() {
         )
     );
     // A misshaped tensor.
-    let mut wide =
-        Lstm::<f64>::new(RecurrentConfig::new(4, 2).with_bias(false), &mut rng(2)).unwrap();
+    let mut wide = Lstm::<f64>::new(StackConfig::new(4, 2).with_bias(false), &mut rng(2)).unwrap();
     assert_eq!(
         weight_file_problem(io::load(&mut wide, &p, "")),
         (
@@ -549,7 +547,7 @@ fn errors_have_structure() {
 #[test]
 fn saving_is_atomic() {
     let dir = tmp("atomic");
-    let lstm = Lstm::<f32>::new(RecurrentConfig::new(3, 2), &mut rng(10)).unwrap();
+    let lstm = Lstm::<f32>::new(StackConfig::new(3, 2), &mut rng(10)).unwrap();
     match lstm.save_safetensors(dir.join("missing/dir/lstm.safetensors"), "") {
         Err(Error::Io { .. }) => {}
         other => panic!("{other:?}"),

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use ndarray::{Array, Array2, Array3, Dimension, ShapeBuilder};
 use recurrent::{
-    Cell, CellWeights, GruCell, Linear, LstmCell, LstmState, Nonlinearity, Params, Recurrent,
+    cell::CellWeights, Cell, GruCell, Linear, LstmCell, LstmState, Nonlinearity, Params, Recurrent,
     RnnCell, State,
 };
 

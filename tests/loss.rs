@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use ndarray::{s, Array2, Array3, ArrayD, Axis, Ix1, Ix2, Ix3};
 use recurrent::{
-    cross_entropy_loss, cross_entropy_loss_last, masked_mse_loss, mse_loss, Error, Result,
+    loss::{cross_entropy_loss, cross_entropy_loss_last, masked_mse_loss, mse_loss},
+    Error, Result,
 };
 
 /// Central differences of `f` with respect to every element of `x` (step 1e-6).

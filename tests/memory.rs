@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::Array3;
 use rand::SeedableRng;
-use recurrent::{Lstm, Params, RecurrentConfig};
+use recurrent::{Lstm, Params, StackConfig};
 
 struct Counting;
 
@@ -53,7 +53,7 @@ fn s2_training_step_peak_memory_is_within_one_and_a_half_tapes_plus_weights() {
     recurrent::runtime::set_num_threads(1);
     let (steps, batch, input, hidden) = (100, 32, 128, 256);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let net = Lstm::<f32>::new(RecurrentConfig::new(input, hidden), &mut rng).unwrap();
+    let net = Lstm::<f32>::new(StackConfig::new(input, hidden), &mut rng).unwrap();
     let x = Array3::<f32>::from_shape_fn((steps, batch, input), |(t, b, i)| {
         ((t * 7 + b * 3 + i) % 11) as f32 / 11.0 - 0.5
     });

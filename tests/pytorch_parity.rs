@@ -11,7 +11,8 @@ mod common;
 use common::*;
 use ndarray::{Array1, Array2, Array3, ArrayD, Axis, Ix1, Ix2, Ix3};
 use recurrent::{
-    Cell, CellWeights, Float, LstmCell, LstmState, Nonlinearity, Params, Recurrent, RnnCell, State,
+    cell::CellWeights, Cell, Float, LstmCell, LstmState, Nonlinearity, Params, Recurrent, RnnCell,
+    State,
 };
 
 fn arr2<F: Float>(a: ArrayD<F>) -> Array2<F> {

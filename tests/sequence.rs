@@ -7,7 +7,7 @@ use common::*;
 use ndarray::{arr1, arr2, Array2, Array3, Axis};
 use recurrent::cell::{backward_steps, forward_steps, Schedule};
 use recurrent::{
-    Cell, CellWeights, Float, GruCell, LstmCell, LstmState, Nonlinearity, Params, Recurrent,
+    cell::CellWeights, Cell, Float, GruCell, LstmCell, LstmState, Nonlinearity, Params, Recurrent,
     RnnCell, State,
 };
 

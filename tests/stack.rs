@@ -7,8 +7,9 @@ mod common;
 use common::*;
 use ndarray::{s, Array2, Array3, ArrayD, Ix3};
 use recurrent::{
-    Bidirectional, Cell, CellInit, Float, Gru, GruCell, Lstm, LstmCell, LstmState, MergeMode,
-    Nonlinearity, Params, RecurrentConfig, RecurrentStack, Rnn, RnnCell, Stacked, State,
+    cell::{CellInit, Stacked},
+    Bidirectional, Cell, Float, Gru, GruCell, Lstm, LstmCell, LstmState, MergeMode, Nonlinearity,
+    Params, RecurrentStack, Rnn, RnnCell, StackConfig, State,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -341,7 +342,7 @@ fn grid<C: CellInit<f64>>(nonlinearity: Nonlinearity, seed: u64) {
     for bi in [false, true] {
         for layers in [1, 2] {
             for lengths in [None, Some(&MIXED[..])] {
-                let config = RecurrentConfig::new(I, H)
+                let config = StackConfig::new(I, H)
                     .with_num_layers(layers)
                     .with_bidirectional(bi)
                     .with_nonlinearity(nonlinearity);
@@ -370,7 +371,7 @@ fn gradcheck_gru_grid() {
 
 #[test]
 fn gradcheck_without_bias() {
-    let config = RecurrentConfig::new(I, H)
+    let config = StackConfig::new(I, H)
         .with_num_layers(2)
         .with_bidirectional(true)
         .with_bias(false);
@@ -392,7 +393,7 @@ fn gradcheck_without_bias() {
 // Dropout.
 
 fn dropout_net(p: f64) -> Lstm<f64> {
-    let config = RecurrentConfig::new(I, H)
+    let config = StackConfig::new(I, H)
         .with_num_layers(3)
         .with_bidirectional(true)
         .with_dropout(p);
@@ -429,9 +430,7 @@ fn dropout_masks_are_inverted_and_fresh() {
     // One layer feeding an identity-like second layer is hard to observe directly; instead check
     // the mask statistics through the tape-free path: with p = 0.5 the outputs of a 2-layer RNN
     // in training mode differ between seeds and are reproducible for one seed.
-    let config = RecurrentConfig::new(I, H)
-        .with_num_layers(2)
-        .with_dropout(0.5);
+    let config = StackConfig::new(I, H).with_num_layers(2).with_dropout(0.5);
     let net = Rnn::<f64>::new(config, &mut rng(504)).unwrap();
     let x: Array3<f64> = randn3((T, B, I), 1.0, &mut rng(505));
     let (a, _, _) = net
@@ -465,7 +464,7 @@ fn evaluation_mode_is_deterministic() {
 
 /// Each sequence run alone (batch of one, its true length, no lengths argument) gives the batched
 /// run's outputs, final states, input and initial-state gradients; parameter gradients add up.
-fn each_sequence_alone<C: CellInit<f64>>(config: RecurrentConfig, seed: u64) {
+fn each_sequence_alone<C: CellInit<f64>>(config: StackConfig, seed: u64) {
     let net = RecurrentStack::<C>::new(config, &mut rng(seed)).unwrap();
     let n = config.num_layers * config.num_directions();
     let mut r = rng(seed + 1);
@@ -550,7 +549,7 @@ fn each_sequence_alone<C: CellInit<f64>>(config: RecurrentConfig, seed: u64) {
 
 #[test]
 fn bidirectional_lengths_equal_each_sequence_alone() {
-    let config = RecurrentConfig::new(I, H).with_bidirectional(true);
+    let config = StackConfig::new(I, H).with_bidirectional(true);
     each_sequence_alone::<LstmCell<f64>>(config, 600);
     each_sequence_alone::<GruCell<f64>>(config.with_num_layers(2), 610);
     each_sequence_alone::<RnnCell<f64>>(config.with_num_layers(3), 620);
@@ -561,7 +560,7 @@ fn bidirectional_lengths_equal_each_sequence_alone() {
 /// merge mode passes a gradient check.
 #[test]
 fn bidirectional_wrapper() {
-    let config = RecurrentConfig::new(I, H).with_bidirectional(true);
+    let config = StackConfig::new(I, H).with_bidirectional(true);
     let net = Lstm::<f64>::new(config, &mut rng(700)).unwrap();
     let cells = net.layer(0);
     let bi = Bidirectional::new(cells[0].clone(), cells[1].clone()).unwrap();
@@ -632,7 +631,7 @@ fn bidirectional_wrapper() {
 /// final state, every gradient), and its gradients pass a central-difference check with padding.
 #[test]
 fn recurrent_with_lengths_equals_one_layer_stack() {
-    let net = Gru::<f64>::new(RecurrentConfig::new(I, H), &mut rng(720)).unwrap();
+    let net = Gru::<f64>::new(StackConfig::new(I, H), &mut rng(720)).unwrap();
     let layer = recurrent::Recurrent::new(net.layer(0)[0].clone());
     assert_eq!(layer.names(), net.names());
     let mut r = rng(721);
@@ -700,7 +699,7 @@ fn recurrent_with_lengths_equals_one_layer_stack() {
 /// `batch_first` takes and returns `(B, T, F)` and computes the same numbers.
 #[test]
 fn batch_first_equals_time_major() {
-    let config = RecurrentConfig::new(I, H)
+    let config = StackConfig::new(I, H)
         .with_num_layers(2)
         .with_bidirectional(true);
     let tm = Gru::<f64>::new(config, &mut rng(800)).unwrap();
@@ -732,7 +731,7 @@ fn batch_first_equals_time_major() {
 /// A stack's parameters are listed in PyTorch's registration order.
 #[test]
 fn parameter_order_is_pytorch_registration_order() {
-    let config = RecurrentConfig::new(I, H)
+    let config = StackConfig::new(I, H)
         .with_num_layers(2)
         .with_bidirectional(true);
     let net = Lstm::<f32>::new(config, &mut rng(900)).unwrap();
@@ -745,7 +744,7 @@ fn parameter_order_is_pytorch_registration_order() {
 
 /// `backward_params` adds exactly the parameter gradients of `backward` and returns the same
 /// initial-state gradients: only the input gradient is left out.
-fn params_only_equals_full_backward<C: CellInit<f64>>(config: RecurrentConfig, seed: u64) {
+fn params_only_equals_full_backward<C: CellInit<f64>>(config: StackConfig, seed: u64) {
     let net = RecurrentStack::<C>::new::<f64, _>(config, &mut rng(seed)).unwrap();
     let mut r = rng(seed + 1);
     let n = config.num_layers * config.num_directions();
@@ -783,7 +782,7 @@ fn params_only_equals_full_backward<C: CellInit<f64>>(config: RecurrentConfig, s
 #[test]
 fn backward_params_equals_backward_without_dx() {
     for (layers, bi) in [(1, false), (2, true), (3, false)] {
-        let config = RecurrentConfig::new(I, H)
+        let config = StackConfig::new(I, H)
             .with_num_layers(layers)
             .with_bidirectional(bi)
             .with_dropout(0.3);

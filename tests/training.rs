@@ -10,7 +10,7 @@ use recurrent::batch::{pad_sequences, time_chunks, unpad};
 use recurrent::checkpoint::{load_checkpoint, save_checkpoint};
 use recurrent::io::WeightFileProblem;
 use recurrent::optim::{AdamConfig, Optimizer, SgdConfig, UpdateRule};
-use recurrent::{mse_loss, Error, Linear, Lstm, Params, RecurrentConfig};
+use recurrent::{loss::mse_loss, Error, Linear, Lstm, Params, StackConfig};
 
 type Model = (Lstm<f32>, Linear<f32>);
 
@@ -23,7 +23,7 @@ fn tmp(name: &str) -> PathBuf {
 
 fn new_model(seed: u64) -> Model {
     let mut r = rng(seed);
-    let config = RecurrentConfig::new(2, 6)
+    let config = StackConfig::new(2, 6)
         .with_num_layers(2)
         .with_bidirectional(true);
     (
@@ -134,7 +134,7 @@ fn checkpoint_errors_change_nothing() {
     assert_eq!(other, before);
     // Another model shape.
     let mut small = (
-        Lstm::<f32>::new(RecurrentConfig::new(2, 6), &mut rng(6)).unwrap(),
+        Lstm::<f32>::new(StackConfig::new(2, 6), &mut rng(6)).unwrap(),
         Linear::<f32>::new(6, 1, &mut rng(7)).unwrap(),
     );
     let mut adam2 = AdamConfig::new(1e-3).build().unwrap();
@@ -212,8 +212,7 @@ fn padding_and_unpadding() {
 /// only the gradients).
 #[test]
 fn time_chunks_carry_state() {
-    let lstm =
-        Lstm::<f64>::new(RecurrentConfig::new(3, 4).with_num_layers(2), &mut rng(10)).unwrap();
+    let lstm = Lstm::<f64>::new(StackConfig::new(3, 4).with_num_layers(2), &mut rng(10)).unwrap();
     let x: Array3<f64> = randn3((23, 2, 3), 1.0, &mut rng(11));
     let (full, last, _) = lstm.forward(x.view(), None, None).unwrap();
     let mut state = None;

@@ -14,8 +14,6 @@
 //! A [`Schedule`] says in which direction a sequence is walked and where each sequence of a
 //! padded batch ends (PyTorch's packed-sequence semantics).
 
-#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
-
 mod builtin;
 mod engine;
 mod gru;

@@ -26,7 +26,7 @@ use crate::gemm::gemm;
 ///
 /// ```
 /// use ndarray::{Array1, Array2};
-/// use recurrent::{Cell, CellWeights, LstmCell};
+/// use recurrent::{Cell, LstmCell, cell::CellWeights};
 ///
 /// let (i, h) = (3, 2);
 /// let weights = CellWeights {

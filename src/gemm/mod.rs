@@ -1,4 +1,3 @@
-#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 //! The matrix products of the crate.
 //!
 //! Every product goes through [`gemm`] (`c = a·b` or `c += a·b`) or, when one right-hand side is

@@ -22,14 +22,14 @@
 //!
 //! ```
 //! use rand::SeedableRng;
-//! use recurrent::{io, Lstm, Params, RecurrentConfig};
+//! use recurrent::{io, Lstm, Params, StackConfig};
 //!
 //! let dir = std::env::temp_dir().join(format!("recurrent-io-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).unwrap();
 //! let path = dir.join("lstm.safetensors");
 //!
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-//! let config = RecurrentConfig::new(8, 16).with_num_layers(2).with_bidirectional(true);
+//! let config = StackConfig::new(8, 16).with_num_layers(2).with_bidirectional(true);
 //! let lstm = Lstm::<f32>::new(config, &mut rng)?;
 //! lstm.save_safetensors(&path, "rnn.")?; // keys "rnn.weight_ih_l0", …
 //!
@@ -273,10 +273,10 @@ pub fn save<F: Float, P: Params<F>>(
 ///
 /// ```
 /// use rand::SeedableRng;
-/// use recurrent::{io, Linear, Lstm, RecurrentConfig};
+/// use recurrent::{io, Linear, Lstm, StackConfig};
 ///
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let rnn = Lstm::<f32>::new(RecurrentConfig::new(3, 8), &mut rng)?;
+/// let rnn = Lstm::<f32>::new(StackConfig::new(3, 8), &mut rng)?;
 /// let head = Linear::<f32>::new(8, 1, &mut rng)?;
 /// let mut arrays = io::prefixed(&rnn, "rnn.");
 /// arrays.extend(io::prefixed(&head, "head."));

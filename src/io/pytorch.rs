@@ -6,7 +6,7 @@ use ndarray::{ArrayD, Ix1, Ix2};
 
 use super::{invalid, param_key, parse_param_key, rank, read, take, TensorFile};
 use crate::cell::{Cell, CellInit, CellWeights, Nonlinearity};
-use crate::config::RecurrentConfig;
+use crate::config::StackConfig;
 use crate::error::{Error, Result, WeightFileProblem as Problem};
 use crate::float::Float;
 use crate::layer::RecurrentStack;
@@ -34,7 +34,7 @@ pub(crate) fn infer_config<F>(
     kind: &str,
     gates: usize,
     path: &Path,
-) -> Result<RecurrentConfig> {
+) -> Result<StackConfig> {
     let mut layers = 0;
     let mut bidirectional = false;
     for key in file.tensors.keys() {
@@ -87,7 +87,7 @@ pub(crate) fn infer_config<F>(
         None => return Err(Error::weight_file(path, Some(&ih0), Problem::Missing)),
     };
     let bias = file.tensors.contains_key(&key("bias_ih"));
-    Ok(RecurrentConfig::new(input, hidden)
+    Ok(StackConfig::new(input, hidden)
         .with_num_layers(layers)
         .with_bidirectional(bidirectional)
         .with_bias(bias))

@@ -55,7 +55,8 @@ pub struct Bidirectional<C> {
 }
 
 /// What [`Bidirectional::forward`] returns: merged outputs, final states `(2, B, H)` and the tape.
-pub type BiForward<F, C> = (Array3<F>, Stacked<F, C>, LayerTape<F, <C as Cell<F>>::Tape>);
+pub type BidirectionalForward<F, C> =
+    (Array3<F>, Stacked<F, C>, LayerTape<F, <C as Cell<F>>::Tape>);
 
 impl<C> Bidirectional<C> {
     /// Pairs a forward and a backward cell, merging by concatenation.
@@ -139,7 +140,7 @@ impl<C> Bidirectional<C> {
         x: ArrayView3<'_, F>,
         init: Option<&Stacked<F, C>>,
         lengths: Option<&[usize]>,
-    ) -> Result<BiForward<F, C>>
+    ) -> Result<BidirectionalForward<F, C>>
     where
         C: Cell<F>,
     {

@@ -84,7 +84,7 @@ pub struct Recurrent<C> {
 }
 
 /// What [`Recurrent::forward`] returns: outputs `(T, B, H)`, the final state and the tape.
-pub type Forward<F, C> = (
+pub type RecurrentForward<F, C> = (
     Array3<F>,
     <C as Cell<F>>::State,
     LayerTape<F, <C as Cell<F>>::Tape>,
@@ -163,7 +163,7 @@ impl<C> Recurrent<C> {
         x: ArrayView3<'_, F>,
         init: Option<&C::State>,
         lengths: Option<&[usize]>,
-    ) -> Result<Forward<F, C>>
+    ) -> Result<RecurrentForward<F, C>>
     where
         C: Cell<F>,
     {

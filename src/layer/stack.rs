@@ -8,7 +8,7 @@ use super::tape::StackTape;
 use super::unit::{backward_methods, unstack_or_zeros, MergeMode, Recorded, Unit};
 use crate::cell::{Cell, CellInit, GruCell, LstmCell, Nonlinearity, RnnCell, Stacked, State};
 use crate::check;
-use crate::config::RecurrentConfig;
+use crate::config::StackConfig;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::params::Params;
@@ -49,10 +49,10 @@ use crate::params::Params;
 /// ```
 /// use ndarray::Array3;
 /// use rand::SeedableRng;
-/// use recurrent::{Lstm, Params, RecurrentConfig};
+/// use recurrent::{Lstm, Params, StackConfig};
 ///
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let config = RecurrentConfig::new(3, 4).with_num_layers(2).with_bidirectional(true);
+/// let config = StackConfig::new(3, 4).with_num_layers(2).with_bidirectional(true);
 /// let lstm = Lstm::<f64>::new(config, &mut rng)?;
 /// assert_eq!(lstm.names()[4], "weight_ih_l0_reverse");
 ///
@@ -70,7 +70,7 @@ use crate::params::Params;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecurrentStack<C> {
-    config: RecurrentConfig,
+    config: StackConfig,
     /// One unit per layer, each with `num_directions` cells.
     layers: Vec<Unit<C>>,
 }
@@ -90,7 +90,7 @@ pub type StackForward<F, C> = (Array3<F>, Stacked<F, C>, StackTape<F, <C as Cell
 
 impl<C> RecurrentStack<C> {
     /// The settings.
-    pub fn config(&self) -> &RecurrentConfig {
+    pub fn config(&self) -> &StackConfig {
         &self.config
     }
 
@@ -117,7 +117,7 @@ impl<C> RecurrentStack<C> {
     ///
     /// [`Error::InvalidConfig`] if a size or `num_layers` is zero, `dropout` is not in `[0, 1]`,
     /// or a nonlinearity other than tanh is asked of an LSTM or GRU.
-    pub fn new<F: Float, R: Rng + ?Sized>(config: RecurrentConfig, rng: &mut R) -> Result<Self>
+    pub fn new<F: Float, R: Rng + ?Sized>(config: StackConfig, rng: &mut R) -> Result<Self>
     where
         C: CellInit<F>,
     {
@@ -152,7 +152,7 @@ impl<C> RecurrentStack<C> {
     /// [`Error::InvalidConfig`] for an invalid `config` or a wrong number of cells;
     /// [`Error::Mismatch`] naming the first cell whose sizes, biases or nonlinearity do not fit
     /// `config`.
-    pub fn from_cells<F: Float>(config: RecurrentConfig, cells: Vec<C>) -> Result<Self>
+    pub fn from_cells<F: Float>(config: StackConfig, cells: Vec<C>) -> Result<Self>
     where
         C: CellInit<F>,
     {
@@ -425,9 +425,9 @@ impl<C> RecurrentStack<C> {
         /// ```
         /// # use rand::SeedableRng;
         /// use ndarray::Array3;
-        /// use recurrent::{Lstm, Params, RecurrentConfig};
+        /// use recurrent::{Lstm, Params, StackConfig};
         /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        /// let net = Lstm::<f32>::new(RecurrentConfig::new(3, 8), &mut rng)?;
+        /// let net = Lstm::<f32>::new(StackConfig::new(3, 8), &mut rng)?;
         /// let x = Array3::<f32>::ones((5, 2, 3)); // (T, B, I)
         /// let (out, _, tape) = net.forward(x.view(), None, None)?;
         /// let mut grads = net.zeros_like();

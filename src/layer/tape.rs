@@ -4,7 +4,7 @@ use ndarray::Array3;
 
 use super::unit::{LayerSizes, Recorded, UnitTape};
 use crate::cell::SequenceTape;
-use crate::config::RecurrentConfig;
+use crate::config::StackConfig;
 use crate::float::Float;
 
 /// What [`Recurrent::forward`](super::Recurrent::forward) and
@@ -26,7 +26,7 @@ pub struct StackTape<F: Float, T> {
     pub(crate) units: Vec<UnitTape<F, T>>,
     /// Dropout masks applied to the outputs of layers `0..L−1` (empty without dropout).
     pub(crate) masks: Vec<Array3<F>>,
-    pub(crate) rec: Recorded<RecurrentConfig>,
+    pub(crate) rec: Recorded<StackConfig>,
 }
 
 macro_rules! tape_sizes {
@@ -64,9 +64,9 @@ impl<F: Float> StackTape<F, SequenceTape<F>> {
     /// ```
     /// # use rand::SeedableRng;
     /// use ndarray::Array3;
-    /// use recurrent::{Lstm, RecurrentConfig};
+    /// use recurrent::{Lstm, StackConfig};
     /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    /// let net = Lstm::<f32>::new(RecurrentConfig::new(3, 8), &mut rng)?;
+    /// let net = Lstm::<f32>::new(StackConfig::new(3, 8), &mut rng)?;
     /// let (_, _, tape) = net.forward(Array3::<f32>::ones((5, 2, 3)).view(), None, None)?;
     /// // x (10·3) + gates (10·32) + h and c slots (2·6·2·8) + tanh(c) (5·2·8), 4 bytes each
     /// assert_eq!(tape.nbytes(), (30 + 320 + 192 + 80) * 4);
