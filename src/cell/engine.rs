@@ -27,8 +27,11 @@
 
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
 
-use super::builtin::{EngineCell, EngineState};
+use std::fmt::Debug;
+
 use super::weights::{CellWeights, GradSums};
+use super::{Nonlinearity, State};
+use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::gemm::Prepared;
 use crate::pool;
@@ -720,4 +723,117 @@ pub(crate) fn backward_step<F: Float, C: EngineCell<Elem = F>>(
     Prepared::new(w.weight_hh.view(), batch).mul(d_rec, &mut dh_prev.view_mut(), true);
     let dx = w.input_grad(d_xp.view());
     (dx, C::State::join(dh_prev, dc.map(|_| dc_prev)))
+}
+
+/// A cell that the sequence engine runs: what differs between an Elman RNN, an LSTM and a GRU.
+///
+/// The engine (this module) does the matrix products, the time loop, padding and the tape;
+/// the cell supplies its gate count, its weights in PyTorch's layout, and the fused element-wise
+/// kernel of one step for one batch row, forward and backward. Every implementor gets [`Cell`],
+/// [`Params`] and [`CellInit`](super::CellInit) from the blanket implementations in `builtin.rs`.
+///
+/// Crate-private: declared `pub` (so the blanket [`Cell`] implementation may name its associated
+/// types) in this private module, and not re-exported, so no user crate can name or implement it.
+///
+/// Kernel slices: `g` has `G·H` entries, the others `H`, or 0 when the cell has no such part: `c`
+/// without a cell state, `aux` without `HAS_AUX`, `rec` and `d_rec` without `SEPARATE_REC`.
+pub trait EngineCell: Clone + Debug + Send + Sync {
+    /// The float type of the weights.
+    type Elem: Float;
+    /// The recurrent state (`h`, or `h` and `c`).
+    type State: EngineState<Self::Elem>;
+    /// Gates stacked in the weights (1 RNN, 4 LSTM, 3 GRU).
+    const GATES: usize;
+    /// PyTorch's module name (`"RNN"`, `"LSTM"`, `"GRU"`), for messages.
+    const KIND: &'static str;
+    /// Saves one extra `H`-vector per step in `aux` (LSTM: `tanh(c')`; GRU: `h W_hnᵀ + b_hn`).
+    const HAS_AUX: bool;
+    /// Needs the recurrent product `h W_hhᵀ + b_hh` apart from the input projection (GRU).
+    const SEPARATE_REC: bool;
+
+    /// The cell made of `weights`, already checked for [`Self::GATES`] gates, and a nonlinearity
+    /// that [`EngineCell::check_nonlinearity`] accepted.
+    fn assemble(weights: CellWeights<Self::Elem>, nonlinearity: Nonlinearity) -> Self;
+
+    /// `Ok` if the cell can use `nonlinearity`: only tanh, by default (fixed activations).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] otherwise.
+    fn check_nonlinearity(nonlinearity: Nonlinearity) -> Result<()> {
+        if nonlinearity != Nonlinearity::Tanh {
+            // "LSTM" → "Lstm": the name of the convenience type.
+            let name = format!("{}{}", &Self::KIND[..1], Self::KIND[1..].to_lowercase());
+            return Err(Error::InvalidConfig(format!(
+                "nonlinearity {nonlinearity:?} applies to Rnn only; {name} has fixed activations"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The weights, in PyTorch's layout.
+    fn weights(&self) -> &CellWeights<Self::Elem>;
+
+    /// The weights, mutable.
+    fn weights_mut(&mut self) -> &mut CellWeights<Self::Elem>;
+
+    /// The nonlinearity (tanh for cells with fixed activations).
+    fn nonlinearity(&self) -> Nonlinearity {
+        Nonlinearity::Tanh
+    }
+
+    /// Forward: `g` holds the input projection (plus the recurrent product unless
+    /// `SEPARATE_REC`) and is overwritten with what backward needs (activated gates); writes the
+    /// new `h`, `c` and `aux`.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_row(
+        &self,
+        g: &mut [Self::Elem],
+        rec: &[Self::Elem],
+        h_prev: &[Self::Elem],
+        c_prev: &[Self::Elem],
+        h: &mut [Self::Elem],
+        c: &mut [Self::Elem],
+        aux: &mut [Self::Elem],
+    );
+
+    /// Backward: from the saved `g`, `aux`, previous state and the gradient `dh` reaching the new
+    /// `h` and `dc` reaching the new `c` (replaced by the gradient of `c_prev`), writes the gradient
+    /// of the input projection `d_xp`, of the recurrent product `d_rec` (if `SEPARATE_REC`) and the
+    /// direct part of the gradient of `h_prev` that does not go through `W_hh` (`dh_direct`).
+    #[allow(clippy::too_many_arguments)]
+    fn backward_row(
+        &self,
+        g: &[Self::Elem],
+        aux: &[Self::Elem],
+        h_prev: &[Self::Elem],
+        c_prev: &[Self::Elem],
+        dh: &[Self::Elem],
+        dc: &mut [Self::Elem],
+        d_xp: &mut [Self::Elem],
+        d_rec: &mut [Self::Elem],
+        dh_direct: &mut [Self::Elem],
+    );
+}
+
+/// A state the engine carries: the hidden state `h` and, for an LSTM, the cell state `c`.
+///
+/// Crate-private like [`EngineCell`].
+pub trait EngineState<F: Float>: State<F> + Send + Sync {
+    /// `h` `(B, H)` and `c` `(B, H)` (`None` for a state without a cell state).
+    fn split(&self) -> (ArrayView2<'_, F>, Option<ArrayView2<'_, F>>);
+
+    /// The state made of `h` and `c`, as [`EngineState::split`] returns them.
+    fn join(h: Array2<F>, c: Option<Array2<F>>) -> Self;
+}
+
+/// The state of an Elman RNN and a GRU: `h` alone.
+impl<F: Float> EngineState<F> for Array2<F> {
+    fn split(&self) -> (ArrayView2<'_, F>, Option<ArrayView2<'_, F>>) {
+        (self.view(), None)
+    }
+
+    fn join(h: Array2<F>, _: Option<Array2<F>>) -> Self {
+        h
+    }
 }

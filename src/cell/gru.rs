@@ -3,7 +3,7 @@
 use ndarray::Array2;
 use rand::Rng;
 
-use super::builtin::EngineCell;
+use super::engine::EngineCell;
 use super::weights::CellWeights;
 use super::{CellInit, Nonlinearity};
 use crate::error::Result;

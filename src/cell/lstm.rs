@@ -3,7 +3,7 @@
 use ndarray::{Array, Array2, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Dimension, Ix2, Ix3};
 use rand::Rng;
 
-use super::builtin::{EngineCell, EngineState};
+use super::engine::{EngineCell, EngineState};
 use super::weights::CellWeights;
 use super::{Cell, CellInit, Nonlinearity, State};
 use crate::error::Result;

@@ -25,7 +25,7 @@ pub use builtin::CellInit;
 pub use engine::{Schedule, SequenceTape, StepCache};
 pub use gru::GruCell;
 pub use lstm::{LstmCell, LstmState};
-pub use rnn::{Nonlinearity, RnnCell};
+pub use rnn::RnnCell;
 pub(crate) use weights::checked_size;
 pub use weights::CellWeights;
 
@@ -105,6 +105,33 @@ impl<F: Float> State<F> for Array2<F> {
     }
     fn parts_mut(&mut self) -> Vec<ArrayViewMut2<'_, F>> {
         vec![self.view_mut()]
+    }
+}
+
+/// The activation of an Elman RNN (PyTorch's `nonlinearity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Nonlinearity {
+    /// `tanh` (PyTorch's default).
+    #[default]
+    Tanh,
+    /// `max(0, x)`; its derivative at 0 is taken as 0, as in PyTorch.
+    Relu,
+}
+
+impl Nonlinearity {
+    /// The derivative expressed through the output `y = act(v)`.
+    #[inline]
+    pub(crate) fn derivative_from_output<F: Float>(self, y: F) -> F {
+        match self {
+            Nonlinearity::Tanh => F::one() - y * y,
+            Nonlinearity::Relu => {
+                if y > F::zero() {
+                    F::one()
+                } else {
+                    F::zero()
+                }
+            }
+        }
     }
 }
 

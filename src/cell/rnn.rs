@@ -3,38 +3,11 @@
 use ndarray::Array2;
 use rand::Rng;
 
-use super::builtin::EngineCell;
+use super::engine::EngineCell;
 use super::weights::CellWeights;
-use super::CellInit;
+use super::{CellInit, Nonlinearity};
 use crate::error::Result;
 use crate::float::Float;
-
-/// The activation of an Elman RNN (PyTorch's `nonlinearity`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Nonlinearity {
-    /// `tanh` (PyTorch's default).
-    #[default]
-    Tanh,
-    /// `max(0, x)`; its derivative at 0 is taken as 0, as in PyTorch.
-    Relu,
-}
-
-impl Nonlinearity {
-    /// The derivative expressed through the output `y = act(v)`.
-    #[inline]
-    fn derivative_from_output<F: Float>(self, y: F) -> F {
-        match self {
-            Nonlinearity::Tanh => F::one() - y * y,
-            Nonlinearity::Relu => {
-                if y > F::zero() {
-                    F::one()
-                } else {
-                    F::zero()
-                }
-            }
-        }
-    }
-}
 
 /// Elman RNN cell, exactly `torch.nn.RNN`'s step:
 ///

@@ -51,6 +51,8 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod driver;
 #[cfg(target_arch = "x86_64")]
+mod kernel;
+#[cfg(target_arch = "x86_64")]
 mod mat;
 #[cfg(target_arch = "x86_64")]
 mod pack;

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 
 use ndarray::ArrayView2;
 
-use super::driver::Kernel;
+use super::kernel::Kernel;
 use super::mat::MatRef;
 
 /// A zeroed `f32` buffer whose first element sits on a 64-byte boundary, so that 16-lane

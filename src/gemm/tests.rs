@@ -111,8 +111,8 @@ fn prepared_products_into_strided_outputs() {
 #[test]
 fn big_products_split_over_threads_match() {
     // Above the (test build's) parallel threshold; split when two threads are allowed.
-    crate::runtime::set_num_threads(2);
+    crate::threads::set_num_threads(2);
     check(128, 512, 640, false, true, true);
     check(64, 200, 300, true, false, false);
-    crate::runtime::set_num_threads(0);
+    crate::threads::set_num_threads(0);
 }

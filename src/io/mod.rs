@@ -54,7 +54,7 @@ use crate::float::Float;
 use crate::params::Params;
 
 mod keys;
-mod pytorch;
+pub(crate) mod pytorch;
 
 pub use crate::error::WeightFileProblem;
 pub(crate) use keys::{param_key, parse_param_key};

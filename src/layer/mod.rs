@@ -23,6 +23,7 @@
 mod bidirectional;
 mod recurrent;
 mod stack;
+mod stack_io;
 mod tape;
 mod unit;
 
