@@ -97,6 +97,7 @@ mod float;
 mod gemm;
 pub mod init;
 pub mod io;
+mod isa;
 pub mod layer;
 mod linear;
 pub mod loss;

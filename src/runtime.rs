@@ -14,6 +14,12 @@
 //! default); its thread count is read once from the `MATMUL_NUM_THREADS` environment variable
 //! (default: the physical cores; `MATMUL_NUM_THREADS=1` makes them single-threaded).
 //!
+//! ## Instruction set
+//!
+//! The crate's kernels have builds for AVX-512, AVX2 + FMA and portable code; [`isa`] says which
+//! one runs, chosen once from the CPU, overridable with the `RECURRENT_ISA` environment variable
+//! (`avx512`, `avx2`, `portable`) or [`set_isa`] — to test or benchmark every path on one machine.
+//!
 //! ## Memory
 //!
 //! Tapes and scratch buffers come from a bounded, process-wide pool, so a training loop does not
@@ -26,5 +32,6 @@
 //! with AVX-512, `matrixmultiply` elsewhere), public for benchmarks and for users' own heads.
 
 pub use crate::gemm::matmul;
+pub use crate::isa::{isa, set_isa, Isa};
 pub use crate::pool::{cached_memory, release_memory};
 pub use crate::threads::{num_threads, set_num_threads};

@@ -75,13 +75,11 @@ fn allocations<C: recurrent::cell::CellInit<f32>>(
 /// AVX-512; elsewhere only batches of up to 4 (`matrixmultiply` allocates its packing buffers on
 /// every call).
 fn batches() -> Vec<usize> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            return vec![1, 4, 5, 16];
-        }
+    if recurrent::runtime::isa() == recurrent::runtime::Isa::Avx512 {
+        vec![1, 4, 5, 16]
+    } else {
+        vec![1, 4]
     }
-    vec![1, 4]
 }
 
 #[test]

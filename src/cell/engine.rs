@@ -188,20 +188,14 @@ fn run_dispatch<F: Float, C: EngineCell<Elem = F>>(
     keep: bool,
 ) -> RunOutput<F> {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: `run_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract is
-            // that the CPU running it has them, which the detection above has just confirmed.
-            return unsafe { run_avx512(kernel, x, h0, c0, sched, keep) };
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: `run_avx2` is compiled for AVX2 and FMA; its one contract is that the CPU
-            // running it has them, which the detection above has just confirmed.
-            return unsafe { run_avx2(kernel, x, h0, c0, sched, keep) };
-        }
+    match crate::isa::current() {
+        // SAFETY: `run_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract is that
+        // the CPU running it has them, and `current` picks this path only on such a CPU.
+        crate::isa::Isa::Avx512 => return unsafe { run_avx512(kernel, x, h0, c0, sched, keep) },
+        // SAFETY: `run_avx2` is compiled for AVX2 and FMA; its one contract is that the CPU
+        // running it has them, and `current` picks this path only on such a CPU.
+        crate::isa::Isa::Avx2 => return unsafe { run_avx2(kernel, x, h0, c0, sched, keep) },
+        _ => {}
     }
     run_impl(kernel, x, h0, c0, sched, keep)
 }
@@ -394,24 +388,22 @@ fn backward_dispatch<F: Float, C: EngineCell<Elem = F>>(
     want_dx: bool,
 ) -> BackwardOutput<F> {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: `backward_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract
-            // is that the CPU running it has them, which the detection above has just confirmed.
+    match crate::isa::current() {
+        // SAFETY: `backward_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract is that
+        // the CPU running it has them, and `current` picks this path only on such a CPU.
+        crate::isa::Isa::Avx512 => {
             return unsafe {
                 backward_avx512(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
-            };
+            }
         }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: `backward_avx2` is compiled for AVX2 and FMA; its one contract is that the
-            // CPU running it has them, which the detection above has just confirmed.
+        // SAFETY: `backward_avx2` is compiled for AVX2 and FMA; its one contract is that the CPU
+        // running it has them, and `current` picks this path only on such a CPU.
+        crate::isa::Isa::Avx2 => {
             return unsafe {
                 backward_avx2(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
-            };
+            }
         }
+        _ => {}
     }
     backward_impl(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
 }

@@ -79,16 +79,15 @@ enum Isa {
     // An AVX2 kernel would add `Avx2(avx2::Avx2)` here, tried in `isa` after AVX-512.
 }
 
-/// The one place that picks the path: the best instruction set of this CPU with a kernel here.
+/// The kernels of the path [`crate::isa::current`] chose (the crate's one CPU-feature dispatch),
+/// with the proof token of its instruction set.
 #[inline]
 fn isa() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if let Some(isa) = avx512::Avx512::detect() {
-            return Isa::Avx512(isa);
-        }
+    match crate::isa::current() {
+        #[cfg(target_arch = "x86_64")]
+        crate::isa::Isa::Avx512 => avx512::Avx512::detect().map_or(Isa::Portable, Isa::Avx512),
+        _ => Isa::Portable,
     }
-    Isa::Portable
 }
 
 /// `v` as an `f32` view if `F` is `f32`: with [`f32_view_mut`], the one cast from `F` to `f32`.
