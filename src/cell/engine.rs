@@ -389,19 +389,20 @@ fn backward_dispatch<F: Float, C: EngineCell<Elem = F>>(
 ) -> BackwardOutput<F> {
     #[cfg(target_arch = "x86_64")]
     match crate::isa::current() {
-        // SAFETY: `backward_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract is that
-        // the CPU running it has them, and `current` picks this path only on such a CPU.
         crate::isa::Isa::Avx512 => {
+            // SAFETY: `backward_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract
+            // is that the CPU running it has them, and `current` picks this path only on such a
+            // CPU.
             return unsafe {
                 backward_avx512(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
-            }
+            };
         }
-        // SAFETY: `backward_avx2` is compiled for AVX2 and FMA; its one contract is that the CPU
-        // running it has them, and `current` picks this path only on such a CPU.
         crate::isa::Isa::Avx2 => {
+            // SAFETY: `backward_avx2` is compiled for AVX2 and FMA; its one contract is that the
+            // CPU running it has them, and `current` picks this path only on such a CPU.
             return unsafe {
                 backward_avx2(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
-            }
+            };
         }
         _ => {}
     }
