@@ -25,7 +25,7 @@
 //! time `t` and slot `t+1` the state after; reversed, slot `t+1` holds the state before time `t`
 //! and slot `t` the state after.
 
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
 
 use std::fmt::Debug;
 
@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::gemm::Prepared;
 use crate::pool;
+use crate::threads;
 
 /// The order in which a cell walks a sequence, and where each sequence ends.
 ///
@@ -78,9 +79,35 @@ impl<'a> Schedule<'a> {
     }
 }
 
-/// What the engine's forward saves for its backward.
+/// What the engine's forward saves for its backward: one [`ShardTape`] per batch shard (see
+/// [`run`]), in batch order.
 #[derive(Debug, Clone)]
 pub struct SequenceTape<F: Float> {
+    shards: Vec<ShardTape<F>>,
+}
+
+impl<F: Float> SequenceTape<F> {
+    /// Number of time steps.
+    pub fn steps(&self) -> usize {
+        self.shards[0].steps()
+    }
+
+    /// Bytes of memory the tape holds: the inputs `(T·B, I)`, the saved gates `(T·B, G·H)`, the
+    /// states `(T+1, B, H)` (twice for an LSTM), per-step extras `(T, B, H)` (LSTM, GRU) and the
+    /// lengths.
+    pub fn nbytes(&self) -> usize {
+        self.shards.iter().map(ShardTape::nbytes).sum()
+    }
+
+    /// Batch size.
+    pub fn batch(&self) -> usize {
+        self.shards.iter().map(ShardTape::batch).sum()
+    }
+}
+
+/// The tape of one batch shard (rows `b0..b1` of the batch, `B` of them below).
+#[derive(Debug, Clone)]
+struct ShardTape<F: Float> {
     /// Inputs `(T·B, I)`.
     x: Array2<F>,
     /// Saved gate values `(T·B, G·H)`, time-ordered.
@@ -95,23 +122,18 @@ pub struct SequenceTape<F: Float> {
     lengths: Option<Vec<usize>>,
 }
 
-impl<F: Float> SequenceTape<F> {
-    /// Number of time steps.
-    pub fn steps(&self) -> usize {
+impl<F: Float> ShardTape<F> {
+    fn steps(&self) -> usize {
         self.hs.len_of(Axis(0)) - 1
     }
 
-    /// Bytes of memory the tape holds: the inputs `(T·B, I)`, the saved gates `(T·B, G·H)`, the
-    /// states `(T+1, B, H)` (twice for an LSTM), per-step extras `(T, B, H)` (LSTM, GRU) and the
-    /// lengths.
-    pub fn nbytes(&self) -> usize {
+    fn nbytes(&self) -> usize {
         let values = self.x.len() + self.g.len() + self.hs.len() + self.cs.len() + self.aux.len();
         values * std::mem::size_of::<F>()
             + self.lengths.as_ref().map_or(0, |l| l.len()) * std::mem::size_of::<usize>()
     }
 
-    /// Batch size.
-    pub fn batch(&self) -> usize {
+    fn batch(&self) -> usize {
         self.hs.len_of(Axis(1))
     }
 
@@ -123,7 +145,7 @@ impl<F: Float> SequenceTape<F> {
     }
 }
 
-impl<F: Float> Drop for SequenceTape<F> {
+impl<F: Float> Drop for ShardTape<F> {
     /// Returns the tape's buffers to the engine's pool, for the next forward pass to reuse.
     fn drop(&mut self) {
         pool::give_array(std::mem::take(&mut self.g));
@@ -151,21 +173,17 @@ fn row<F>(a: ArrayView2<'_, F>, r: usize) -> &[F] {
         .expect("engine buffers are contiguous")
 }
 
-/// What [`run_impl`] returns: outputs `(T, B, H)`, last `h`, last `c` (`None` without a cell
-/// state) and the tape if asked for.
-type RunOutput<F> = (
-    Array3<F>,
-    Array2<F>,
-    Option<Array2<F>>,
-    Option<SequenceTape<F>>,
-);
+/// What [`run_impl`] returns for one shard (its outputs are written in place): last `h`, last
+/// `c` (`None` without a cell state) and the tape if asked for.
+type RunOutput<F> = (Array2<F>, Option<Array2<F>>, Option<ShardTape<F>>);
 
 /// Runs `cell` over `x` `(T, B, I)` from `init`; returns the outputs `(T, B, H)`, the final state
 /// and, if `keep`, the tape.
 ///
-/// On x86-64 the whole loop is also compiled for AVX-512 and for AVX2 + FMA, so the element-wise
-/// kernels use 16- or 8-wide vectors; the choice is made at run time, and the generic build
-/// serves every other CPU.
+/// The batch is split into shards ([`threads::shard_count`]) that run the whole time loop on
+/// their own threads, each with its own input projection, tape and (in [`backward`]) weight
+/// gradients; with one shard everything runs on the calling thread. Each shard's loop is
+/// dispatched on the instruction set ([`run_dispatch`]).
 pub(crate) fn run<F: Float, C: EngineCell<Elem = F>>(
     cell: &C,
     x: ArrayView3<'_, F>,
@@ -174,8 +192,82 @@ pub(crate) fn run<F: Float, C: EngineCell<Elem = F>>(
     keep: bool,
 ) -> (Array3<F>, C::State, Option<SequenceTape<F>>) {
     let (h0, c0) = init.split();
-    let (out, h, c, tape) = run_dispatch(cell, x, h0, c0, sched, keep);
+    let (steps, batch, _) = x.dim();
+    let w = cell.weights();
+    let hidden = w.weight_hh.ncols();
+    if let Some(l) = sched.lengths {
+        assert_eq!(l.len(), batch, "one length per sequence");
+    }
+    assert_eq!(h0.nrows(), batch, "h0 must be (B, H)");
+    let mut out = Array3::zeros((steps, batch, hidden));
+    let per_row = w.weight_ih.len() + w.weight_hh.len();
+    let n = threads::shard_count(batch, steps.saturating_mul(batch).saturating_mul(per_row));
+    let mut jobs = Vec::with_capacity(n);
+    let mut rest = out.view_mut();
+    for i in 0..n {
+        let rows = threads::shard_bounds(batch, n, i);
+        let (mine, others) = rest.split_at(Axis(1), rows.len());
+        jobs.push((rows, mine));
+        rest = others;
+    }
+    let results = threads::map_shards(jobs, |(rows, out)| {
+        let sched = Schedule {
+            reverse: sched.reverse,
+            lengths: sched.lengths.map(|l| &l[rows.clone()]),
+        };
+        run_dispatch(
+            cell,
+            x.slice(s![.., rows.clone(), ..]),
+            h0.slice(s![rows.clone(), ..]),
+            c0.map(|c| c.slice_move(s![rows, ..])),
+            sched,
+            keep,
+            out,
+        )
+    });
+    let (h, c, tapes) = join_shards(results);
+    let tape = tapes.map(|shards| SequenceTape { shards });
     (out, C::State::join(h, c), tape)
+}
+
+/// The shards' final states joined along the batch, and their tapes (if kept).
+#[allow(clippy::type_complexity)]
+fn join_shards<F: Float>(
+    mut results: Vec<RunOutput<F>>,
+) -> (Array2<F>, Option<Array2<F>>, Option<Vec<ShardTape<F>>>) {
+    if results.len() == 1 {
+        let (h, c, t) = results.pop().expect("one shard");
+        return (h, c, t.map(|t| vec![t]));
+    }
+    let h = concat_rows(results.iter().map(|r| r.0.view()));
+    let c = results[0].1.is_some().then(|| {
+        concat_rows(
+            results
+                .iter()
+                .filter_map(|r| r.1.as_ref().map(|c| c.view())),
+        )
+    });
+    let tapes = results.into_iter().map(|r| r.2).collect();
+    (h, c, tapes)
+}
+
+/// The rows of every block, one after the other.
+fn concat_rows<'a, F: Float>(blocks: impl Iterator<Item = ArrayView2<'a, F>>) -> Array2<F> {
+    let blocks: Vec<_> = blocks.collect();
+    ndarray::concatenate(Axis(0), &blocks).expect("blocks of one width")
+}
+
+/// One shard of [`run`] on the calling thread; its tape.
+fn run_single<F: Float, C: EngineCell<Elem = F>>(
+    cell: &C,
+    x: ArrayView3<'_, F>,
+    init: &C::State,
+) -> (C::State, ShardTape<F>) {
+    let (h0, c0) = init.split();
+    let (steps, batch, _) = x.dim();
+    let mut out = Array3::zeros((steps, batch, cell.weights().weight_hh.ncols()));
+    let (h, c, tape) = run_dispatch(cell, x, h0, c0, Schedule::FORWARD, true, out.view_mut());
+    (C::State::join(h, c), tape.expect("tape kept"))
 }
 
 /// [`run_impl`] in the best build the CPU can run.
@@ -186,18 +278,21 @@ fn run_dispatch<F: Float, C: EngineCell<Elem = F>>(
     c0: Option<ArrayView2<'_, F>>,
     sched: Schedule<'_>,
     keep: bool,
+    out: ArrayViewMut3<'_, F>,
 ) -> RunOutput<F> {
     #[cfg(target_arch = "x86_64")]
     match crate::isa::current() {
         // SAFETY: `run_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract is that
         // the CPU running it has them, and `current` picks this path only on such a CPU.
-        crate::isa::Isa::Avx512 => return unsafe { run_avx512(kernel, x, h0, c0, sched, keep) },
+        crate::isa::Isa::Avx512 => {
+            return unsafe { run_avx512(kernel, x, h0, c0, sched, keep, out) }
+        }
         // SAFETY: `run_avx2` is compiled for AVX2 and FMA; its one contract is that the CPU
         // running it has them, and `current` picks this path only on such a CPU.
-        crate::isa::Isa::Avx2 => return unsafe { run_avx2(kernel, x, h0, c0, sched, keep) },
+        crate::isa::Isa::Avx2 => return unsafe { run_avx2(kernel, x, h0, c0, sched, keep, out) },
         _ => {}
     }
-    run_impl(kernel, x, h0, c0, sched, keep)
+    run_impl(kernel, x, h0, c0, sched, keep, out)
 }
 
 /// [`run_impl`] compiled with AVX-512F, AVX2 and FMA enabled, so that the element-wise
@@ -217,8 +312,9 @@ fn run_avx512<F: Float, C: EngineCell<Elem = F>>(
     c0: Option<ArrayView2<'_, F>>,
     sched: Schedule<'_>,
     keep: bool,
+    out: ArrayViewMut3<'_, F>,
 ) -> RunOutput<F> {
-    run_impl(kernel, x, h0, c0, sched, keep)
+    run_impl(kernel, x, h0, c0, sched, keep, out)
 }
 
 /// [`run_impl`] compiled with AVX2 and FMA enabled, so that the element-wise
@@ -238,8 +334,9 @@ fn run_avx2<F: Float, C: EngineCell<Elem = F>>(
     c0: Option<ArrayView2<'_, F>>,
     sched: Schedule<'_>,
     keep: bool,
+    out: ArrayViewMut3<'_, F>,
 ) -> RunOutput<F> {
-    run_impl(kernel, x, h0, c0, sched, keep)
+    run_impl(kernel, x, h0, c0, sched, keep, out)
 }
 
 /// The forward loop behind [`run`], inlined into each of its target-feature builds.
@@ -251,6 +348,7 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
     c0: Option<ArrayView2<'_, F>>,
     sched: Schedule<'_>,
     keep: bool,
+    out: ArrayViewMut3<'_, F>,
 ) -> RunOutput<F> {
     let w = kernel.weights();
     let (steps, batch, input) = x.dim();
@@ -267,14 +365,30 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
         assert_eq!(l.len(), batch, "one length per sequence");
     }
 
-    // A view when `x` is already contiguous; copied only when it is not, or for the tape.
-    let x2 = x
-        .as_standard_layout()
-        .into_shape_with_order((steps * batch, input))
-        .expect("standard layout reshapes");
+    // Kept: copied once into the tape's buffer, projected from there. Not kept: a view when `x`
+    // is already contiguous, a copy when it is not (a shard of the batch).
+    let (x_saved, x_view) = if keep {
+        let mut saved = pool::scratch((steps * batch, input));
+        saved
+            .view_mut()
+            .into_shape_with_order((steps, batch, input))
+            .expect("contiguous")
+            .assign(&x);
+        (Some(saved), None)
+    } else {
+        (None, Some(x.as_standard_layout()))
+    };
+    let x2 = match (&x_saved, &x_view) {
+        (Some(saved), _) => saved.view(),
+        (None, Some(v)) => v
+            .view()
+            .into_shape_with_order((steps * batch, input))
+            .expect("standard layout reshapes"),
+        (None, None) => unreachable!("one of the two"),
+    };
     // Buffers that every step overwrites come from the engine's pool (see `crate::pool`).
     let mut g = pool::scratch((steps * batch, gh));
-    w.project_inputs(x2.view(), &mut g, !C::SEPARATE_REC);
+    w.project_inputs(x2, &mut g, !C::SEPARATE_REC);
 
     let n_slots = if keep { steps + 1 } else { 2 };
     let init = if keep && sched.reverse { steps } else { 0 };
@@ -288,7 +402,8 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
     // Written for the rows active at each step; backward reads no other.
     let mut aux = pool::scratch((if keep { steps } else { 1 }, batch, ha));
     let mut rec = Array2::zeros((batch, if C::SEPARATE_REC { gh } else { 0 }));
-    let mut out = Array3::zeros((steps, batch, hidden));
+    let mut out = out;
+    assert_eq!(out.dim(), (steps, batch, hidden), "out must be (T, B, H)");
     // The recurrent weights laid out once for the per-step products `h_prev · W_hhᵀ`.
     let w_hh_t = Prepared::new(w.weight_hh.t(), batch);
 
@@ -332,17 +447,15 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
     }
     let h_last = hs.index_axis(Axis(0), last).to_owned();
     let c_last = c0.map(|_| cs.index_axis(Axis(0), last).to_owned());
-    if !keep {
+    let Some(x) = x_saved else {
         pool::give_array(g);
         pool::give_array(aux);
         pool::give_array(hs);
         pool::give_array(cs);
-        return (out, h_last, c_last, None);
-    }
-    let mut x_saved = pool::scratch((steps * batch, input));
-    x_saved.assign(&x2);
-    let tape = SequenceTape {
-        x: x_saved,
+        return (h_last, c_last, None);
+    };
+    let tape = ShardTape {
+        x,
         g,
         hs,
         cs,
@@ -350,7 +463,7 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
         reverse: sched.reverse,
         lengths: sched.lengths.map(<[usize]>::to_vec),
     };
-    (out, h_last, c_last, Some(tape))
+    (h_last, c_last, Some(tape))
 }
 
 /// What [`backward_impl`] returns: `dx (T, B, I)`, `dh0 (B, H)` and `dc0 (B, H)` (`None`
@@ -362,7 +475,10 @@ type BackwardOutput<F> = (Array3<F>, Array2<F>, Option<Array2<F>>);
 /// returns `(dx (T, B, I), d_init)`. Without `want_dx` the input-gradient product is skipped and
 /// `dx` is `(T, B, 0)`.
 ///
-/// Dispatched at run time like [`run`].
+/// Each shard of the tape runs on its own thread; the first adds its weight gradients into
+/// `grads`, the others into buffers of their own that are then added in shard order (so the
+/// result depends on the shard count only through the order of those sums). Each shard's loop
+/// is dispatched on the instruction set like [`run`]'s.
 pub(crate) fn backward<F: Float, C: EngineCell<Elem = F>>(
     cell: &C,
     tape: &SequenceTape<F>,
@@ -372,15 +488,78 @@ pub(crate) fn backward<F: Float, C: EngineCell<Elem = F>>(
     want_dx: bool,
 ) -> (Array3<F>, C::State) {
     let (dh_final, dc_final) = d_final.split();
-    let (dx, dh, dc) = backward_dispatch(cell, tape, d_out, dh_final, dc_final, grads, want_dx);
+    if let [shard] = tape.shards.as_slice() {
+        let (dx, dh, dc) =
+            backward_dispatch(cell, shard, d_out, dh_final, dc_final, grads, want_dx);
+        return (dx, C::State::join(dh, dc));
+    }
+    let batch = tape.batch();
+    assert_eq!(d_out.len_of(Axis(1)), batch, "d_output must be (T, B, H)");
+    assert_eq!(dh_final.nrows(), batch, "dh_final must be (B, H)");
+    let mut extra: Vec<CellWeights<F>> =
+        (1..tape.shards.len()).map(|_| zeros_like(grads)).collect();
+    let mut jobs = Vec::with_capacity(tape.shards.len());
+    let mut lo = 0;
+    let targets = std::iter::once(&mut *grads).chain(extra.iter_mut());
+    for (shard, g) in tape.shards.iter().zip(targets) {
+        let rows = lo..lo + shard.batch();
+        lo = rows.end;
+        jobs.push((shard, rows, g));
+    }
+    let results = threads::map_shards(jobs, |(shard, rows, g)| {
+        backward_dispatch(
+            cell,
+            shard,
+            d_out.slice(s![.., rows.clone(), ..]),
+            dh_final.slice(s![rows.clone(), ..]),
+            dc_final.map(|c| c.slice_move(s![rows, ..])),
+            g,
+            want_dx,
+        )
+    });
+    for e in &extra {
+        add_into(grads, e);
+    }
+    let dx: Vec<_> = results.iter().map(|r| r.0.view()).collect();
+    let dx = ndarray::concatenate(Axis(1), &dx).expect("shards of one shape");
+    let dh = concat_rows(results.iter().map(|r| r.1.view()));
+    let dc = dc_final.map(|_| {
+        concat_rows(
+            results
+                .iter()
+                .filter_map(|r| r.2.as_ref().map(|c| c.view())),
+        )
+    });
     (dx, C::State::join(dh, dc))
+}
+
+/// Zeros shaped like `w`.
+fn zeros_like<F: Float>(w: &CellWeights<F>) -> CellWeights<F> {
+    CellWeights {
+        weight_ih: Array2::zeros(w.weight_ih.raw_dim()),
+        weight_hh: Array2::zeros(w.weight_hh.raw_dim()),
+        bias_ih: w.bias_ih.as_ref().map(|b| ndarray::Array1::zeros(b.len())),
+        bias_hh: w.bias_hh.as_ref().map(|b| ndarray::Array1::zeros(b.len())),
+    }
+}
+
+/// `acc += g`, array by array.
+fn add_into<F: Float>(acc: &mut CellWeights<F>, g: &CellWeights<F>) {
+    acc.weight_ih += &g.weight_ih;
+    acc.weight_hh += &g.weight_hh;
+    if let (Some(a), Some(b)) = (&mut acc.bias_ih, &g.bias_ih) {
+        *a += b;
+    }
+    if let (Some(a), Some(b)) = (&mut acc.bias_hh, &g.bias_hh) {
+        *a += b;
+    }
 }
 
 /// [`backward_impl`] in the best build the CPU can run.
 #[allow(clippy::too_many_arguments)]
 fn backward_dispatch<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
-    tape: &SequenceTape<F>,
+    tape: &ShardTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
     dc_final: Option<ArrayView2<'_, F>>,
@@ -422,7 +601,7 @@ fn backward_dispatch<F: Float, C: EngineCell<Elem = F>>(
 #[allow(clippy::too_many_arguments)]
 fn backward_avx512<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
-    tape: &SequenceTape<F>,
+    tape: &ShardTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
     dc_final: Option<ArrayView2<'_, F>>,
@@ -445,7 +624,7 @@ fn backward_avx512<F: Float, C: EngineCell<Elem = F>>(
 #[allow(clippy::too_many_arguments)]
 fn backward_avx2<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
-    tape: &SequenceTape<F>,
+    tape: &ShardTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
     dc_final: Option<ArrayView2<'_, F>>,
@@ -460,7 +639,7 @@ fn backward_avx2<F: Float, C: EngineCell<Elem = F>>(
 #[allow(clippy::too_many_arguments)]
 fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
-    tape: &SequenceTape<F>,
+    tape: &ShardTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
     dc_final: Option<ArrayView2<'_, F>>,
@@ -640,8 +819,7 @@ pub(crate) fn step<F: Float, C: EngineCell<Elem = F>>(
     state: &C::State,
 ) -> (C::State, StepCache<F>) {
     let x3 = x.insert_axis(Axis(0));
-    let (_, next, tape) = run(cell, x3, state, Schedule::FORWARD, true);
-    let mut tape = tape.expect("tape kept");
+    let (next, mut tape) = run_single(cell, x3, state);
     let cache = StepCache {
         x: std::mem::take(&mut tape.x),
         h_prev: std::mem::take(&mut tape.hs).index_axis_move(Axis(0), 0),
