@@ -50,7 +50,16 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn s2_training_step_peak_memory_is_within_one_and_a_half_tapes_plus_weights() {
-    recurrent::runtime::set_num_threads(1);
+    // One thread, and two (the batch in two shards, each with its own weight-gradient buffer).
+    for threads in [1, 2] {
+        recurrent::runtime::release_memory();
+        check_peak(threads);
+    }
+    recurrent::runtime::set_num_threads(0);
+}
+
+fn check_peak(threads: usize) {
+    recurrent::runtime::set_num_threads(threads);
     let (steps, batch, input, hidden) = (100, 32, 128, 256);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let net = Lstm::<f32>::new(StackConfig::new(input, hidden), &mut rng).unwrap();
@@ -82,7 +91,7 @@ fn s2_training_step_peak_memory_is_within_one_and_a_half_tapes_plus_weights() {
     let peak = PEAK.load(Ordering::SeqCst) - base;
     let limit = (tape_bytes + weight_bytes) * 3 / 2;
     eprintln!(
-        "S2 LSTM training step: tape {:.1} MB, weights {:.1} MB, peak {:.1} MB, limit {:.1} MB",
+        "S2 LSTM training step on {threads} threads: tape {:.1} MB, weights {:.1} MB, peak {:.1} MB, limit {:.1} MB",
         tape_bytes as f64 / 1e6,
         weight_bytes as f64 / 1e6,
         peak as f64 / 1e6,

@@ -202,6 +202,7 @@ pub(crate) fn run<F: Float, C: EngineCell<Elem = F>>(
     let mut out = Array3::zeros((steps, batch, hidden));
     let per_row = w.weight_ih.len() + w.weight_hh.len();
     let n = threads::shard_count(batch, steps.saturating_mul(batch).saturating_mul(per_row));
+    let prep = Prep::forward(w, steps, batch.div_ceil(n));
     let mut jobs = Vec::with_capacity(n);
     let mut rest = out.view_mut();
     for i in 0..n {
@@ -217,6 +218,7 @@ pub(crate) fn run<F: Float, C: EngineCell<Elem = F>>(
         };
         run_dispatch(
             cell,
+            &prep,
             x.slice(s![.., rows.clone(), ..]),
             h0.slice(s![rows.clone(), ..]),
             c0.map(|c| c.slice_move(s![rows, ..])),
@@ -228,6 +230,37 @@ pub(crate) fn run<F: Float, C: EngineCell<Elem = F>>(
     let (h, c, tapes) = join_shards(results);
     let tape = tapes.map(|shards| SequenceTape { shards });
     (out, C::State::join(h, c), tape)
+}
+
+/// The weights laid out once per pass for the products of every shard (see [`Prepared`]).
+struct Prep<'w, F: Float> {
+    /// `W_hhᵀ` forward (`h_prev · W_hhᵀ`), `W_hh` backward (`d_rec · W_hh`).
+    w_hh: Prepared<'w, F>,
+    /// `W_ihᵀ` forward (the input projections `x · W_ihᵀ`), `W_ih` backward (the input
+    /// gradients `d_xp · W_ih`, if asked for).
+    w_ih: Option<Prepared<'w, F>>,
+}
+
+impl<'w, F: Float> Prep<'w, F> {
+    /// For a forward pass over `steps` steps whose shards have at most `rows` rows. A single
+    /// step (the per-step API) multiplies `W_ihᵀ` as it is: laying it out would cost as much as
+    /// the product.
+    fn forward(w: &'w CellWeights<F>, steps: usize, rows: usize) -> Self {
+        Prep {
+            w_hh: Prepared::new(w.weight_hh.t(), rows),
+            w_ih: (steps > 1).then(|| Prepared::new(w.weight_ih.t(), steps * rows)),
+        }
+    }
+
+    /// For a backward pass whose shards have at most `rows` rows, and chunks of about
+    /// `chunk_rows` rows if the input gradients are wanted. (The shards share [`CHUNK_ROWS`], so
+    /// their buffers together stay as small as one's.)
+    fn backward(w: &'w CellWeights<F>, rows: usize, chunk_rows: Option<usize>) -> Self {
+        Prep {
+            w_hh: Prepared::new(w.weight_hh.view(), rows),
+            w_ih: chunk_rows.map(|m| Prepared::new(w.weight_ih.view(), m)),
+        }
+    }
 }
 
 /// The shards' final states joined along the batch, and their tapes (if kept).
@@ -266,13 +299,25 @@ fn run_single<F: Float, C: EngineCell<Elem = F>>(
     let (h0, c0) = init.split();
     let (steps, batch, _) = x.dim();
     let mut out = Array3::zeros((steps, batch, cell.weights().weight_hh.ncols()));
-    let (h, c, tape) = run_dispatch(cell, x, h0, c0, Schedule::FORWARD, true, out.view_mut());
+    let prep = Prep::forward(cell.weights(), steps, batch);
+    let (h, c, tape) = run_dispatch(
+        cell,
+        &prep,
+        x,
+        h0,
+        c0,
+        Schedule::FORWARD,
+        true,
+        out.view_mut(),
+    );
     (C::State::join(h, c), tape.expect("tape kept"))
 }
 
 /// [`run_impl`] in the best build the CPU can run.
+#[allow(clippy::too_many_arguments)]
 fn run_dispatch<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
+    prep: &Prep<'_, F>,
     x: ArrayView3<'_, F>,
     h0: ArrayView2<'_, F>,
     c0: Option<ArrayView2<'_, F>>,
@@ -282,17 +327,19 @@ fn run_dispatch<F: Float, C: EngineCell<Elem = F>>(
 ) -> RunOutput<F> {
     #[cfg(target_arch = "x86_64")]
     match crate::isa::current() {
-        // SAFETY: `run_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract is that
-        // the CPU running it has them, and `current` picks this path only on such a CPU.
         crate::isa::Isa::Avx512 => {
-            return unsafe { run_avx512(kernel, x, h0, c0, sched, keep, out) }
+            // SAFETY: `run_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract is
+            // that the CPU running it has them, and `current` picks this path only on such a CPU.
+            return unsafe { run_avx512(kernel, prep, x, h0, c0, sched, keep, out) };
         }
-        // SAFETY: `run_avx2` is compiled for AVX2 and FMA; its one contract is that the CPU
-        // running it has them, and `current` picks this path only on such a CPU.
-        crate::isa::Isa::Avx2 => return unsafe { run_avx2(kernel, x, h0, c0, sched, keep, out) },
+        crate::isa::Isa::Avx2 => {
+            // SAFETY: `run_avx2` is compiled for AVX2 and FMA; its one contract is that the CPU
+            // running it has them, and `current` picks this path only on such a CPU.
+            return unsafe { run_avx2(kernel, prep, x, h0, c0, sched, keep, out) };
+        }
         _ => {}
     }
-    run_impl(kernel, x, h0, c0, sched, keep, out)
+    run_impl(kernel, prep, x, h0, c0, sched, keep, out)
 }
 
 /// [`run_impl`] compiled with AVX-512F, AVX2 and FMA enabled, so that the element-wise
@@ -305,8 +352,10 @@ fn run_dispatch<F: Float, C: EngineCell<Elem = F>>(
 /// does not have, which is undefined behaviour.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 fn run_avx512<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
+    prep: &Prep<'_, F>,
     x: ArrayView3<'_, F>,
     h0: ArrayView2<'_, F>,
     c0: Option<ArrayView2<'_, F>>,
@@ -314,7 +363,7 @@ fn run_avx512<F: Float, C: EngineCell<Elem = F>>(
     keep: bool,
     out: ArrayViewMut3<'_, F>,
 ) -> RunOutput<F> {
-    run_impl(kernel, x, h0, c0, sched, keep, out)
+    run_impl(kernel, prep, x, h0, c0, sched, keep, out)
 }
 
 /// [`run_impl`] compiled with AVX2 and FMA enabled, so that the element-wise
@@ -327,8 +376,10 @@ fn run_avx512<F: Float, C: EngineCell<Elem = F>>(
 /// does not have, which is undefined behaviour.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 fn run_avx2<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
+    prep: &Prep<'_, F>,
     x: ArrayView3<'_, F>,
     h0: ArrayView2<'_, F>,
     c0: Option<ArrayView2<'_, F>>,
@@ -336,13 +387,15 @@ fn run_avx2<F: Float, C: EngineCell<Elem = F>>(
     keep: bool,
     out: ArrayViewMut3<'_, F>,
 ) -> RunOutput<F> {
-    run_impl(kernel, x, h0, c0, sched, keep, out)
+    run_impl(kernel, prep, x, h0, c0, sched, keep, out)
 }
 
 /// The forward loop behind [`run`], inlined into each of its target-feature builds.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn run_impl<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
+    prep: &Prep<'_, F>,
     x: ArrayView3<'_, F>,
     h0: ArrayView2<'_, F>,
     c0: Option<ArrayView2<'_, F>>,
@@ -388,7 +441,7 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
     };
     // Buffers that every step overwrites come from the engine's pool (see `crate::pool`).
     let mut g = pool::scratch((steps * batch, gh));
-    w.project_inputs(x2, &mut g, !C::SEPARATE_REC);
+    w.project_inputs(prep.w_ih.as_ref(), x2, &mut g, !C::SEPARATE_REC);
 
     let n_slots = if keep { steps + 1 } else { 2 };
     let init = if keep && sched.reverse { steps } else { 0 };
@@ -405,7 +458,7 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
     let mut out = out;
     assert_eq!(out.dim(), (steps, batch, hidden), "out must be (T, B, H)");
     // The recurrent weights laid out once for the per-step products `h_prev · W_hhᵀ`.
-    let w_hh_t = Prepared::new(w.weight_hh.t(), batch);
+    let w_hh_t = &prep.w_hh;
 
     let mut last = init;
     for s in 0..steps {
@@ -466,9 +519,9 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
     (h_last, c_last, Some(tape))
 }
 
-/// What [`backward_impl`] returns: `dx (T, B, I)`, `dh0 (B, H)` and `dc0 (B, H)` (`None`
-/// without a cell state).
-type BackwardOutput<F> = (Array3<F>, Array2<F>, Option<Array2<F>>);
+/// What [`backward_impl`] returns: `dh0 (B, H)`, `dc0 (B, H)` (`None` without a cell state), and
+/// the shard's weight-gradient sums, not yet added into the gradients (see [`GradSums::finish`]).
+type BackwardOutput<F> = (Array2<F>, Option<Array2<F>>, GradSums<F>);
 
 /// Backpropagation through time over a [`SequenceTape`] of `cell`, from the gradients of the
 /// outputs `d_out` `(T, B, H)` and of the final state. Adds parameter gradients into `grads`;
@@ -487,49 +540,88 @@ pub(crate) fn backward<F: Float, C: EngineCell<Elem = F>>(
     grads: &mut CellWeights<F>,
     want_dx: bool,
 ) -> (Array3<F>, C::State) {
+    let w = cell.weights();
+    assert!(
+        grads.weight_ih.dim() == w.weight_ih.dim()
+            && grads.weight_hh.dim() == w.weight_hh.dim()
+            && grads.has_bias() == w.has_bias(),
+        "grads must be shaped like the weights"
+    );
     let (dh_final, dc_final) = d_final.split();
-    if let [shard] = tape.shards.as_slice() {
-        let (dx, dh, dc) =
-            backward_dispatch(cell, shard, d_out, dh_final, dc_final, grads, want_dx);
-        return (dx, C::State::join(dh, dc));
-    }
-    let batch = tape.batch();
+    let (steps, batch) = (tape.steps(), tape.batch());
     assert_eq!(d_out.len_of(Axis(1)), batch, "d_output must be (T, B, H)");
     assert_eq!(dh_final.nrows(), batch, "dh_final must be (B, H)");
-    let mut extra: Vec<CellWeights<F>> =
-        (1..tape.shards.len()).map(|_| zeros_like(grads)).collect();
-    let mut jobs = Vec::with_capacity(tape.shards.len());
+    let input = if want_dx { w.weight_ih.ncols() } else { 0 };
+    let mut dx = Array3::zeros((steps, batch, input));
+    let n = tape.shards.len();
+    let chunk_rows = CHUNK_ROWS / n;
+    let prep = Prep::backward(w, batch.div_ceil(n), want_dx.then_some(chunk_rows));
+    if n == 1 {
+        let (dh, dc, sums) = backward_dispatch(
+            cell,
+            &prep,
+            &tape.shards[0],
+            d_out,
+            dh_final,
+            dc_final,
+            Some(&mut *grads),
+            dx.view_mut(),
+            chunk_rows,
+        );
+        sums.finish(grads);
+        return (dx, C::State::join(dh, dc));
+    }
+    // With fused sums every shard keeps its own `[dW_ih | dW_hh]`; otherwise (GRU) the first
+    // shard adds into `grads` and the others into buffers of their own.
+    let fused = !C::SEPARATE_REC;
+    let mut extra: Vec<CellWeights<F>> = if fused {
+        Vec::new()
+    } else {
+        (1..n).map(|_| zeros_like(grads)).collect()
+    };
+    let mut targets: Vec<Option<&mut CellWeights<F>>> = if fused {
+        (0..n).map(|_| None).collect()
+    } else {
+        std::iter::once(&mut *grads)
+            .chain(extra.iter_mut())
+            .map(Some)
+            .collect()
+    };
+    let mut jobs = Vec::with_capacity(n);
+    let mut rest = dx.view_mut();
     let mut lo = 0;
-    let targets = std::iter::once(&mut *grads).chain(extra.iter_mut());
-    for (shard, g) in tape.shards.iter().zip(targets) {
+    for (shard, g) in tape.shards.iter().zip(targets.drain(..)) {
         let rows = lo..lo + shard.batch();
         lo = rows.end;
-        jobs.push((shard, rows, g));
+        let (mine, others) = rest.split_at(Axis(1), rows.len());
+        rest = others;
+        jobs.push((shard, rows, g, mine));
     }
-    let results = threads::map_shards(jobs, |(shard, rows, g)| {
+    let results = threads::map_shards(jobs, |(shard, rows, g, dx)| {
         backward_dispatch(
             cell,
+            &prep,
             shard,
             d_out.slice(s![.., rows.clone(), ..]),
             dh_final.slice(s![rows.clone(), ..]),
             dc_final.map(|c| c.slice_move(s![rows, ..])),
             g,
-            want_dx,
+            dx,
+            chunk_rows,
         )
     });
+    let mut dh = Vec::with_capacity(n);
+    let mut dc = Vec::with_capacity(n);
+    for (h, c, sums) in results {
+        sums.finish(grads);
+        dh.push(h);
+        dc.extend(c);
+    }
     for e in &extra {
         add_into(grads, e);
     }
-    let dx: Vec<_> = results.iter().map(|r| r.0.view()).collect();
-    let dx = ndarray::concatenate(Axis(1), &dx).expect("shards of one shape");
-    let dh = concat_rows(results.iter().map(|r| r.1.view()));
-    let dc = dc_final.map(|_| {
-        concat_rows(
-            results
-                .iter()
-                .filter_map(|r| r.2.as_ref().map(|c| c.view())),
-        )
-    });
+    let dh = concat_rows(dh.iter().map(|a| a.view()));
+    let dc = dc_final.map(|_| concat_rows(dc.iter().map(|a| a.view())));
     (dx, C::State::join(dh, dc))
 }
 
@@ -559,12 +651,14 @@ fn add_into<F: Float>(acc: &mut CellWeights<F>, g: &CellWeights<F>) {
 #[allow(clippy::too_many_arguments)]
 fn backward_dispatch<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
+    prep: &Prep<'_, F>,
     tape: &ShardTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
     dc_final: Option<ArrayView2<'_, F>>,
-    grads: &mut CellWeights<F>,
-    want_dx: bool,
+    grads: Option<&mut CellWeights<F>>,
+    dx: ArrayViewMut3<'_, F>,
+    chunk_rows: usize,
 ) -> BackwardOutput<F> {
     #[cfg(target_arch = "x86_64")]
     match crate::isa::current() {
@@ -573,19 +667,25 @@ fn backward_dispatch<F: Float, C: EngineCell<Elem = F>>(
             // is that the CPU running it has them, and `current` picks this path only on such a
             // CPU.
             return unsafe {
-                backward_avx512(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
+                backward_avx512(
+                    kernel, prep, tape, d_out, dh_final, dc_final, grads, dx, chunk_rows,
+                )
             };
         }
         crate::isa::Isa::Avx2 => {
             // SAFETY: `backward_avx2` is compiled for AVX2 and FMA; its one contract is that the
             // CPU running it has them, and `current` picks this path only on such a CPU.
             return unsafe {
-                backward_avx2(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
+                backward_avx2(
+                    kernel, prep, tape, d_out, dh_final, dc_final, grads, dx, chunk_rows,
+                )
             };
         }
         _ => {}
     }
-    backward_impl(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
+    backward_impl(
+        kernel, prep, tape, d_out, dh_final, dc_final, grads, dx, chunk_rows,
+    )
 }
 
 /// [`backward_impl`] compiled with AVX-512F, AVX2 and FMA enabled, so that the element-wise
@@ -601,14 +701,18 @@ fn backward_dispatch<F: Float, C: EngineCell<Elem = F>>(
 #[allow(clippy::too_many_arguments)]
 fn backward_avx512<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
+    prep: &Prep<'_, F>,
     tape: &ShardTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
     dc_final: Option<ArrayView2<'_, F>>,
-    grads: &mut CellWeights<F>,
-    want_dx: bool,
+    grads: Option<&mut CellWeights<F>>,
+    dx: ArrayViewMut3<'_, F>,
+    chunk_rows: usize,
 ) -> BackwardOutput<F> {
-    backward_impl(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
+    backward_impl(
+        kernel, prep, tape, d_out, dh_final, dc_final, grads, dx, chunk_rows,
+    )
 }
 
 /// [`backward_impl`] compiled with AVX2 and FMA enabled, so that the element-wise
@@ -624,14 +728,18 @@ fn backward_avx512<F: Float, C: EngineCell<Elem = F>>(
 #[allow(clippy::too_many_arguments)]
 fn backward_avx2<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
+    prep: &Prep<'_, F>,
     tape: &ShardTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
     dc_final: Option<ArrayView2<'_, F>>,
-    grads: &mut CellWeights<F>,
-    want_dx: bool,
+    grads: Option<&mut CellWeights<F>>,
+    dx: ArrayViewMut3<'_, F>,
+    chunk_rows: usize,
 ) -> BackwardOutput<F> {
-    backward_impl(kernel, tape, d_out, dh_final, dc_final, grads, want_dx)
+    backward_impl(
+        kernel, prep, tape, d_out, dh_final, dc_final, grads, dx, chunk_rows,
+    )
 }
 
 /// The backward loop behind [`backward`], inlined into each of its target-feature builds.
@@ -639,12 +747,14 @@ fn backward_avx2<F: Float, C: EngineCell<Elem = F>>(
 #[allow(clippy::too_many_arguments)]
 fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
     kernel: &C,
+    prep: &Prep<'_, F>,
     tape: &ShardTape<F>,
     d_out: ArrayView3<'_, F>,
     dh_final: ArrayView2<'_, F>,
     dc_final: Option<ArrayView2<'_, F>>,
-    grads: &mut CellWeights<F>,
-    want_dx: bool,
+    grads: Option<&mut CellWeights<F>>,
+    dx: ArrayViewMut3<'_, F>,
+    chunk_rows: usize,
 ) -> BackwardOutput<F> {
     let w = kernel.weights();
     let (steps, batch) = (tape.steps(), tape.batch());
@@ -659,32 +769,27 @@ fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
     if let Some(dc_final) = dc_final {
         assert_eq!(dc_final.dim(), (batch, hidden), "dc_final must be (B, H)");
     }
-    assert_eq!(
-        grads.weight_hh.dim(),
-        w.weight_hh.dim(),
-        "grads must be shaped like the weights"
-    );
-    assert_eq!(
-        grads.weight_ih.dim(),
-        w.weight_ih.dim(),
-        "grads must be shaped like the weights"
-    );
-    assert_eq!(
-        grads.has_bias(),
-        w.has_bias(),
-        "grads must be shaped like the weights"
-    );
+    let mut grads = grads;
+    let mut dx = dx;
     let sched = tape.schedule();
-    let input = if want_dx { tape.x.ncols() } else { 0 };
+    let input = dx.len_of(Axis(2));
+    assert_eq!(
+        dx.dim(),
+        (steps, batch, input),
+        "dx must be (T, B, I) or (T, B, 0)"
+    );
+    let want_dx = input > 0;
 
     // The gate gradients of a chunk of steps at a time: the weight-gradient and input-gradient
     // products run per chunk, so the work buffer stays small (cache-resident, no page faults)
     // whatever the sequence length.
-    let chunk = (CHUNK_ROWS / batch.max(1)).clamp(1, steps.max(1));
+    let chunk = (chunk_rows / batch.max(1)).clamp(1, steps.max(1));
     // Every row of a chunk is written before it is read (padding rows with zeros).
     let mut d_xp = pool::scratch((chunk * batch, gh));
     let mut d_rec_sep = pool::scratch((if C::SEPARATE_REC { chunk * batch } else { 0 }, gh));
-    let mut dx = Array2::zeros((steps * batch, input));
+    // A shard's `dx` is a strided part of the whole: its chunks are formed here and copied.
+    let mut dx_scratch =
+        (want_dx && !dx.is_standard_layout()).then(|| Array2::zeros((chunk * batch, input)));
     let mut dh_next = dh_final.as_standard_layout().into_owned();
     // Without a cell state, `(B, 0)`: the kernel gets empty rows.
     let mut dc = match dc_final {
@@ -694,12 +799,12 @@ fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
     let mut dh = Array2::zeros((batch, hidden));
     let mut direct = Array2::zeros((batch, hidden));
     // The recurrent weights laid out once for the per-step products `d_rec · W_hh`.
-    let w_hh = Prepared::new(w.weight_hh.view(), batch);
+    let w_hh = &prep.w_hh;
     let first = if sched.reverse { 1 } else { 0 };
 
     let mut sums = GradSums::new(w, !C::SEPARATE_REC, chunk * batch);
     // The input weights laid out once for the per-chunk input gradients `d_xp · W_ih`.
-    let w_ih = want_dx.then(|| Prepared::new(w.weight_ih.view(), chunk * batch));
+    let w_ih = prep.w_ih.as_ref().filter(|_| want_dx);
     let mut s_hi = steps;
     while s_hi > 0 {
         let s_lo = s_hi.saturating_sub(chunk);
@@ -777,24 +882,33 @@ fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
             .slice(s![first + t_lo..first + t_lo + n, .., ..])
             .into_shape_with_order((rows, hidden))
             .expect("contiguous");
-        sums.add_chunk(d_xp_c, d_rec_c, x_c, h_prev_c, grads);
-        if let Some(w_ih) = &w_ih {
-            w_ih.mul(
-                d_xp_c,
-                &mut dx.slice_mut(s![t_lo * batch..t_lo * batch + rows, ..]),
-                false,
-            );
+        sums.add_chunk(d_xp_c, d_rec_c, x_c, h_prev_c, grads.as_deref_mut());
+        if let Some(w_ih) = w_ih {
+            let mut dx_c = dx.slice_mut(s![t_lo..t_lo + n, .., ..]);
+            match (
+                &mut dx_scratch,
+                dx_c.view_mut().into_shape_with_order((rows, input)),
+            ) {
+                (None, Ok(mut dx_c)) => w_ih.mul(d_xp_c, &mut dx_c, false),
+                (scratch, _) => {
+                    let scratch = scratch.as_mut().expect("made for a strided dx");
+                    let mut part = scratch.slice_mut(s![..rows, ..]);
+                    w_ih.mul(d_xp_c, &mut part, false);
+                    dx_c.assign(
+                        &part
+                            .view()
+                            .into_shape_with_order((n, batch, input))
+                            .expect("contiguous"),
+                    );
+                }
+            }
         }
         s_hi = s_lo;
     }
 
-    sums.finish(grads);
     pool::give_array(d_xp);
     pool::give_array(d_rec_sep);
-    let dx = dx
-        .into_shape_with_order((steps, batch, input))
-        .expect("contiguous");
-    (dx, dh_next, dc_final.map(|_| dc))
+    (dh_next, dc_final.map(|_| dc), sums)
 }
 
 /// Rows of gate gradients the backward pass collects before forming the weight gradients of

@@ -6,7 +6,7 @@ use rand_distr::{Distribution, Uniform};
 
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
-use crate::gemm::gemm;
+use crate::gemm::{gemm, Prepared};
 
 /// The weights of one cell in PyTorch's layout, `G` gates stacked along the rows.
 ///
@@ -200,13 +200,18 @@ impl<F: Float> CellWeights<F> {
 
     /// Writes `x W_ihᵀ + b_ih` (and `+ b_hh` if `with_hh_bias`) for every row of `x` `(N, I)` into
     /// `out` `(N, G·H)`: the input projections of all steps in one matrix product.
+    /// `w_ih_t`, if given, is `W_ihᵀ` laid out for the product (shared by the shards of a pass).
     pub(crate) fn project_inputs(
         &self,
+        w_ih_t: Option<&Prepared<'_, F>>,
         x: ArrayView2<'_, F>,
         out: &mut Array2<F>,
         with_hh_bias: bool,
     ) {
-        gemm(x, self.weight_ih.t(), &mut out.view_mut(), false);
+        match w_ih_t {
+            Some(w_ih_t) => w_ih_t.mul(x, &mut out.view_mut(), false),
+            None => gemm(x, self.weight_ih.t(), &mut out.view_mut(), false),
+        }
         if let (Some(b_ih), Some(b_hh)) = (&self.bias_ih, &self.bias_hh) {
             let bias = if with_hh_bias {
                 b_ih + b_hh
@@ -278,16 +283,18 @@ impl<F: Float> GradSums<F> {
         GradSums { fused }
     }
 
-    /// Adds one chunk: `d_xp`, `d_rec` `(rows, G·H)`, `x` `(rows, I)`, `h_prev` `(rows, H)`.
+    /// Adds one chunk: `d_xp`, `d_rec` `(rows, G·H)`, `x` `(rows, I)`, `h_prev` `(rows, H)`
+    /// (unfused sums add into `grads`, which they need; fused ones ignore it).
     pub(crate) fn add_chunk(
         &mut self,
         d_xp: ArrayView2<'_, F>,
         d_rec: ArrayView2<'_, F>,
         x: ArrayView2<'_, F>,
         h_prev: ArrayView2<'_, F>,
-        grads: &mut CellWeights<F>,
+        grads: Option<&mut CellWeights<F>>,
     ) {
         let Some(f) = &mut self.fused else {
+            let grads = grads.expect("unfused sums add into the gradients");
             CellWeights::accumulate_grads(d_xp, d_rec, x, h_prev, grads);
             return;
         };
