@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--only lstm[,gru,...]] [--shape S2[,S3]] [--reps N]
-//!                                          [--threads N] [--input-grad]
+//!                                          [--threads N] [--isa NAME] [--input-grad]
 //! ```
 //!
 //! `--only` picks networks (`lstm`, `gru`, `rnn`, `bilstm2`, `gemm`), `--shape` picks shapes
@@ -44,12 +44,18 @@
 //! least 5 and at most 2000 repetitions, estimated from the warm-up), so the whole run takes one to
 //! two minutes on a 2-core machine.
 //!
-//! `--threads N` (default 1, as the PyTorch script's default) calls
-//! [`recurrent::runtime::set_num_threads`] (the two directions of a bidirectional layer on two threads) and
-//! sets `MATMUL_NUM_THREADS` for the threaded matrix products of the crate's default `threading`
-//! feature (read once, at the first product; this program sets it before any). The GEMM reference
-//! runs with the same setting. Pass the same value to `scripts/bench_pytorch.py --threads`, whose
-//! flag calls `torch.set_num_threads`.
+//! `--threads N` calls [`recurrent::runtime::set_num_threads`] (the two directions of a
+//! bidirectional layer on two threads, big products split over threads); `0` or no flag means all
+//! cores, the crate's default. `--threads N` also sets `MATMUL_NUM_THREADS=N` for the threaded
+//! `matrixmultiply` products (`f64`, the portable path); without it the variable is set to the
+//! crate's thread count unless already set (read once, at the first product; this program sets it
+//! before any). The GEMM reference runs with the same setting. `scripts/bench_pytorch.py` defaults
+//! to 1 thread, so pass it the count explicitly (`scripts/compare_bench.py` does).
+//!
+//! `--isa NAME` (`avx512`, `avx2`, `portable`, or `native` for the best this CPU has) calls
+//! [`recurrent::runtime::set_isa`]; an unknown name or one this CPU cannot run exits with code 2.
+//! Without it the `RECURRENT_ISA` environment variable, else the best path, decides. The header
+//! line `# isa=… threads=…` says what is in use.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -107,6 +113,8 @@ struct Args {
     shapes: Option<Vec<String>>,
     reps: Option<usize>,
     threads: usize,
+    /// `--isa` as given (`None`: `RECURRENT_ISA` or the best path).
+    isa: Option<String>,
     input_grad: bool,
 }
 
@@ -115,7 +123,8 @@ fn parse_args() -> Args {
         only: None,
         shapes: None,
         reps: None,
-        threads: 1,
+        threads: 0,
+        isa: None,
         input_grad: false,
     };
     let mut it = std::env::args().skip(1);
@@ -143,12 +152,11 @@ fn parse_args() -> Args {
             }
             "--threads" => {
                 let v = value();
-                args.threads = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .unwrap_or_else(|| usage(&format!("--threads {v}: not a count >= 1")));
+                args.threads = v.parse().unwrap_or_else(|_| {
+                    usage(&format!("--threads {v}: not a count (0 = all cores)"))
+                });
             }
+            "--isa" => args.isa = Some(value()),
             "--input-grad" => args.input_grad = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
@@ -163,7 +171,8 @@ fn usage(msg: &str) -> ! {
     }
     eprintln!(
         "usage: cargo run --release --example bench -- [--only lstm,gru,rnn,bilstm2,gemm] \
-         [--shape S1,S2,S3] [--reps N] [--threads N] [--input-grad]"
+         [--shape S1,S2,S3] [--reps N] [--threads N (0 = all cores)] \
+         [--isa avx512|avx2|portable|native] [--input-grad]"
     );
     std::process::exit(if msg.is_empty() { 0 } else { 2 });
 }
@@ -291,12 +300,45 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
+/// Applies `--isa` and returns where the path in use comes from; exits with code 2 for a name
+/// that is no path or a path this CPU cannot run.
+fn choose_isa(name: Option<&str>) -> String {
+    use recurrent::runtime::{set_isa, Isa};
+    let Some(name) = name else {
+        let from_env = std::env::var("RECURRENT_ISA").is_ok_and(|v| !v.trim().is_empty());
+        let source = if from_env {
+            "RECURRENT_ISA"
+        } else {
+            "best for this cpu"
+        };
+        return source.to_string();
+    };
+    let isa = if name.trim().eq_ignore_ascii_case("native") {
+        Isa::best()
+    } else {
+        Isa::from_name(name).unwrap_or_else(|| {
+            eprintln!("error: --isa {name}: unknown; use avx512, avx2, portable or native");
+            std::process::exit(2);
+        })
+    };
+    if let Err(e) = set_isa(isa) {
+        eprintln!("error: --isa {name}: {e}");
+        std::process::exit(2);
+    }
+    format!("--isa {}", name.trim())
+}
+
 fn main() {
     let args = parse_args();
+    let isa_source = choose_isa(args.isa.as_deref());
     recurrent::runtime::set_num_threads(args.threads);
+    let threads = recurrent::runtime::num_threads();
     // Safe here: no other thread exists yet, and matrixmultiply reads the variable at the first
     // product, which comes later.
-    std::env::set_var("MATMUL_NUM_THREADS", args.threads.to_string());
+    if args.threads != 0 || std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
+    }
+    let matmul_threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_default();
     let listed = |list: &Option<Vec<String>>, name: &str| {
         list.as_ref().is_some_and(|l| l.iter().any(|n| n == name))
     };
@@ -307,9 +349,14 @@ fn main() {
     println!("# recurrent examples/bench (f32, time-major)");
     println!("# cpu: {}", cpu_model());
     println!(
-        "# threads={} (recurrent::runtime::set_num_threads and MATMUL_NUM_THREADS; crate threads={})",
-        args.threads,
-        recurrent::runtime::num_threads()
+        "# isa={} ({isa_source}; best={}) threads={threads} ({}; MATMUL_NUM_THREADS={matmul_threads})",
+        recurrent::runtime::isa(),
+        recurrent::runtime::Isa::best(),
+        if args.threads == 0 {
+            "all cores"
+        } else {
+            "--threads"
+        },
     );
     println!("# input_grad={}", args.input_grad);
     match args.reps {
