@@ -44,12 +44,9 @@
 //! least 5 and at most 2000 repetitions, estimated from the warm-up), so the whole run takes one to
 //! two minutes on a 2-core machine.
 //!
-//! `--threads N` calls [`recurrent::runtime::set_num_threads`] (the two directions of a
-//! bidirectional layer on two threads, big products split over threads); `0` or no flag means all
-//! cores, the crate's default. `--threads N` also sets `MATMUL_NUM_THREADS=N` for the threaded
-//! `matrixmultiply` products (`f64`, the portable path); without it the variable is set to the
-//! crate's thread count unless already set (read once, at the first product; this program sets it
-//! before any). The GEMM reference runs with the same setting. `scripts/bench_pytorch.py` defaults
+//! `--threads N` calls [`recurrent::runtime::set_num_threads`] (batch shards, the two directions
+//! of a bidirectional layer and big products spread over that many threads); `0` or no flag means
+//! all cores, the crate's default. The GEMM reference runs with the same setting. `scripts/bench_pytorch.py` defaults
 //! to 1 thread, so pass it the count explicitly (`scripts/compare_bench.py` does).
 //!
 //! `--isa NAME` (`avx512`, `avx2`, `portable`, or `native` for the best this CPU has) calls
@@ -333,12 +330,6 @@ fn main() {
     let isa_source = choose_isa(args.isa.as_deref());
     recurrent::runtime::set_num_threads(args.threads);
     let threads = recurrent::runtime::num_threads();
-    // Safe here: no other thread exists yet, and matrixmultiply reads the variable at the first
-    // product, which comes later.
-    if args.threads != 0 || std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
-    }
-    let matmul_threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_default();
     let listed = |list: &Option<Vec<String>>, name: &str| {
         list.as_ref().is_some_and(|l| l.iter().any(|n| n == name))
     };
@@ -349,7 +340,7 @@ fn main() {
     println!("# recurrent examples/bench (f32, time-major)");
     println!("# cpu: {}", cpu_model());
     println!(
-        "# isa={} ({isa_source}; best={}) threads={threads} ({}; MATMUL_NUM_THREADS={matmul_threads})",
+        "# isa={} ({isa_source}; best={}) threads={threads} ({})",
         recurrent::runtime::isa(),
         recurrent::runtime::Isa::best(),
         if args.threads == 0 {

@@ -3,16 +3,23 @@
 //!
 //! ## Threads
 //!
-//! The two directions of a bidirectional layer run on two threads when the machine has them and
-//! the sequence is long enough to pay for it (forward and backward), and big matrix products (the
-//! input projections of a whole sequence, the weight gradients) split their columns over two
-//! threads. Set the number with [`set_num_threads`]; `1` keeps everything on the calling thread.
-//! The per-step products of the time loop always run on the calling thread (too small to share).
+//! [`set_num_threads`] rules every thread the crate uses (default: all cores; `1` keeps
+//! everything on the calling thread), for `f32` and `f64` alike. The threads are a persistent
+//! `rayon` pool of exactly that size, separate from rayon's global pool, built at the first
+//! parallel call and rebuilt when the count changes. Work is split at three places:
 //!
-//! That covers the crate's own `f32` GEMM (x86-64 with AVX-512). Elsewhere (`f64`, other CPUs)
-//! products go to `matrixmultiply`, threaded when the crate's `threading` feature is on (the
-//! default); its thread count is read once from the `MATMUL_NUM_THREADS` environment variable
-//! (default: the physical cores; `MATMUL_NUM_THREADS=1` makes them single-threaded).
+//! * **batch shards**: a sequence pass splits its batch into up to that many shards (each at
+//!   least 4 sequences and enough work to pay for a thread) that run the whole time loop on their
+//!   own threads, forward and backward, with no synchronisation per step; the shards' weight
+//!   gradients are added in shard order. Costs one weight-gradient buffer per extra shard;
+//! * **directions**: the two directions of a bidirectional layer run in parallel, each with half
+//!   the threads (and sharding within its half);
+//! * **big products** (about 16 million multiply–adds and up) split their columns.
+//!
+//! Results do not depend on the thread count beyond the order of floating-point sums (tested: 1, 2
+//! and 3 threads agree to 1e-6 relative in `f32` and 1e-12 in `f64`), and are bit-identical for the
+//! same count. Batches of fewer than 8 sequences run on one thread (the per-step products are too
+//! small to share with a barrier per step).
 //!
 //! ## Instruction set
 //!

@@ -79,8 +79,8 @@ impl<'a> Schedule<'a> {
     }
 }
 
-/// What the engine's forward saves for its backward: one [`ShardTape`] per batch shard (see
-/// [`run`]), in batch order.
+/// What the engine's forward saves for its backward: one tape per batch shard (the shards run on
+/// their own threads, see [`runtime`](crate::runtime)), in batch order.
 #[derive(Debug, Clone)]
 pub struct SequenceTape<F: Float> {
     shards: Vec<ShardTape<F>>,

@@ -24,7 +24,8 @@
 //! - [`driver`]: the five blocking loops, generic over a [`driver::Kernel`] (an instruction set's
 //!   tile sizes and register-tile kernel);
 //! - [`pack`]: packing of `a` and `b` into panels, and the aligned buffers;
-//! - [`threading`]: the two-thread column split, made on `ndarray` views;
+//! - [`threading`]: the column split of big products over the thread budget, made on `ndarray`
+//!   views (for every path);
 //! - [`avx512`]: the AVX-512F tile sizes, kernel (`kernel.rs`) and few-rows kernels with the
 //!   16×16 transpose (`row.rs`). An AVX2 kernel goes in `avx2/` beside it, with only its kernel
 //!   and tile sizes, and one more arm in [`isa`].
@@ -58,7 +59,6 @@ mod mat;
 mod pack;
 #[cfg(test)]
 mod tests;
-#[cfg(target_arch = "x86_64")]
 mod threading;
 
 #[cfg(target_arch = "x86_64")]
@@ -187,8 +187,11 @@ pub(crate) fn gemm<F: Float>(
         }
         Isa::Portable => {}
     }
+    // `matrixmultiply` (single-threaded: the crate's budget of threads rules here too).
     let beta = if accumulate { F::one() } else { F::zero() };
-    general_mat_mul(F::one(), &a, &b, beta, c);
+    threading::split_columns(a, b, c.view_mut(), 8, |a, b, mut c| {
+        general_mat_mul(F::one(), &a, &b, beta, &mut c);
+    });
 }
 
 /// A right-hand side `b (K, N)` laid out once for many products `a·b` with `a` of about `m`
