@@ -9,8 +9,8 @@
 //! threads. Set the number with [`set_num_threads`]; `1` keeps everything on the calling thread.
 //! The per-step products of the time loop always run on the calling thread (too small to share).
 //!
-//! That covers the crate's own `f32` GEMM (x86-64 with AVX-512). Elsewhere (`f64`, other CPUs)
-//! products go to `matrixmultiply`, threaded when the crate's `threading` feature is on (the
+//! That covers the crate's own `f32` GEMM (x86-64 with AVX-512, or AVX2 and FMA). Elsewhere
+//! (`f64`, other CPUs, the `portable` path) products go to `matrixmultiply`, threaded when the crate's `threading` feature is on (the
 //! default); its thread count is read once from the `MATMUL_NUM_THREADS` environment variable
 //! (default: the physical cores; `MATMUL_NUM_THREADS=1` makes them single-threaded).
 //!
@@ -29,7 +29,7 @@
 //! ## The matrix product
 //!
 //! [`matmul`] is the product every layer computes with (the crate's own `f32` GEMM on x86-64 CPUs
-//! with AVX-512, `matrixmultiply` elsewhere), public for benchmarks and for users' own heads.
+//! with AVX-512 or AVX2 and FMA, `matrixmultiply` elsewhere), public for benchmarks and for users' own heads.
 
 pub use crate::gemm::matmul;
 pub use crate::isa::{isa, set_isa, Isa};
