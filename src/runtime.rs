@@ -36,7 +36,7 @@
 //! ## The matrix product
 //!
 //! [`matmul`] is the product every layer computes with (the crate's own `f32` GEMM on x86-64 CPUs
-//! with AVX-512, `matrixmultiply` elsewhere), public for benchmarks and for users' own heads.
+//! with AVX-512 or AVX2 and FMA, `matrixmultiply` elsewhere), public for benchmarks and for users' own heads.
 
 pub use crate::gemm::matmul;
 pub use crate::isa::{isa, set_isa, Isa};

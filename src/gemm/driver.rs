@@ -7,7 +7,7 @@
 //! are read in place instead of packed.
 //!
 //! The driver is generic over a [`Kernel`]: an instruction set supplies its tile sizes and its
-//! register-tile kernel, nothing else (see [`super::avx512`]). [`run`] is `#[inline(always)]` so
+//! register-tile kernel, nothing else (see [`super::avx512`], [`super::avx2`]). [`run`] is `#[inline(always)]` so
 //! it compiles inside the instruction set's `#[target_feature]` entry and the kernel inlines
 //! into the loops.
 

@@ -4,13 +4,15 @@
 //! multiplied many times (the recurrent weights, once per time step), through a [`Prepared`]
 //! operand that is laid out once per sequence.
 //!
-//! On x86-64 CPUs with AVX-512, `f32` products use the crate's own GEMM ([`avx512`]): the
-//! classic Goto/BLIS blocking (panels of `b` sized for the L1 cache, blocks of `a` for L2) around
-//! a 6×64 register-tile kernel of fused multiply–adds, and for products with at most
-//! [`SMALL_M`] rows a row-times-matrix kernel over a row-major copy of `b` that needs no packing.
+//! On x86-64 CPUs with AVX-512 or with AVX2 and FMA, `f32` products use the crate's own GEMM
+//! ([`avx512`], [`avx2`]): the classic Goto/BLIS blocking (panels of `b` sized for the L1 cache,
+//! blocks of `a` for L2) around a register-tile kernel of fused multiply–adds (6×64 on
+//! AVX-512, 6×16 on AVX2), and for products with at most [`SMALL_M`] rows a row-times-matrix
+//! kernel over `b` laid out once in column panels, which needs no packing of `a`.
 //! Big products split their columns over two threads when [`num_threads`](crate::runtime::num_threads) allows.
-//! Everything else (`f64`, other CPUs) uses `ndarray`'s `general_mat_mul` (the `matrixmultiply`
-//! crate), with the crate's own row-by-row loops for small row counts.
+//! Everything else (`f64`, other CPUs, the `portable` path of [`crate::runtime::Isa`]) uses
+//! `ndarray`'s `general_mat_mul` (the `matrixmultiply` crate), with the crate's own row-by-row
+//! loops for small row counts.
 //!
 //! Buffers for packing live in thread-local storage and only grow, so after the first call of a
 //! given size no product allocates.
@@ -27,14 +29,15 @@
 //! - [`threading`]: the column split of big products over the thread budget, made on `ndarray`
 //!   views (for every path);
 //! - [`avx512`]: the AVX-512F tile sizes, kernel (`kernel.rs`) and few-rows kernels with the
-//!   16×16 transpose (`row.rs`). An AVX2 kernel goes in `avx2/` beside it, with only its kernel
+//!   16×16 transpose (`row.rs`);
+//! - [`avx2`]: the same for AVX2 with FMA (6×16 tiles, 64-column row panels): only its kernels
 //!   and tile sizes, and one more arm in [`isa`].
 //!
 //! # The unsafe boundary
 //!
 //! The safe API turns `F` views into `f32` views only through [`f32_view`] / [`f32_view_mut`]
 //! (a `TypeId` check); handles are made only from `f32` views, so they cannot outlive or alias
-//! what they borrow; the instruction set is proved by a zero-sized token ([`avx512::Avx512`])
+//! what they borrow; the instruction set is proved by a zero-sized token ([`avx512::Avx512`], [`avx2::Avx2`])
 //! made only by feature detection, so the entry points are safe functions. `unsafe` remains
 //! inside the kernels, packing and the driver, each block with the callee's precondition argued.
 
@@ -47,6 +50,8 @@ use crate::float::Float;
 
 // The driver, handles, packing and threading serve the instruction sets' kernels; the only
 // ones so far are x86-64's, so elsewhere they are left out (not dead code).
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
@@ -73,10 +78,12 @@ pub(crate) const SMALL_M: usize = 4;
 enum Isa {
     /// None: `ndarray`'s `general_mat_mul` and the portable row loops.
     Portable,
+    /// AVX2 with FMA.
+    #[cfg(target_arch = "x86_64")]
+    Avx2(avx2::Avx2),
     /// AVX-512F.
     #[cfg(target_arch = "x86_64")]
     Avx512(avx512::Avx512),
-    // An AVX2 kernel would add `Avx2(avx2::Avx2)` here, tried in `isa` after AVX-512.
 }
 
 /// The kernels of the path [`crate::isa::current`] chose (the crate's one CPU-feature dispatch),
@@ -86,6 +93,8 @@ fn isa() -> Isa {
     match crate::isa::current() {
         #[cfg(target_arch = "x86_64")]
         crate::isa::Isa::Avx512 => avx512::Avx512::detect().map_or(Isa::Portable, Isa::Avx512),
+        #[cfg(target_arch = "x86_64")]
+        crate::isa::Isa::Avx2 => avx2::Avx2::detect().map_or(Isa::Portable, Isa::Avx2),
         _ => Isa::Portable,
     }
 }
@@ -121,8 +130,10 @@ fn f32_view_mut<'a, F: 'static>(mut v: ArrayViewMut2<'a, F>) -> Option<ArrayView
 /// The matrix product the crate uses: `c = a·b`, or `c += a·b` if `accumulate`.
 ///
 /// Shapes: `a (M, K)`, `b (K, N)`, `c (M, N)`, any memory layout. For `f32` on x86-64 CPUs with
-/// AVX-512 this is the crate's own GEMM (two threads for big products, see
-/// [`set_num_threads`](crate::runtime::set_num_threads)); otherwise `ndarray`'s `general_mat_mul`.
+/// AVX-512 or AVX2 this is the crate's own GEMM (two threads for big products, see
+/// [`set_num_threads`](crate::runtime::set_num_threads)) unless the
+/// [`portable`](crate::runtime::Isa::Portable) path is chosen; otherwise `ndarray`'s
+/// `general_mat_mul`.
 ///
 /// # Errors
 ///
@@ -171,13 +182,33 @@ pub(crate) fn gemm<F: Float>(
     c: &mut ArrayViewMut2<'_, F>,
     accumulate: bool,
 ) {
+    gemm_on(isa(), a, b, c, accumulate);
+}
+
+/// [`gemm`] on the path `isa`.
+fn gemm_on<F: Float>(
+    isa: Isa,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    c: &mut ArrayViewMut2<'_, F>,
+    accumulate: bool,
+) {
     let (m, k) = a.dim();
     let n = b.ncols();
     assert_eq!(b.nrows(), k, "gemm: inner dimensions differ");
     assert_eq!(c.dim(), (m, n), "gemm: output has the wrong shape");
-    match isa() {
+    match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512(isa) => {
+            if let (Some(a), Some(b), Some(c)) =
+                (f32_view(a), f32_view(b), f32_view_mut(c.view_mut()))
+            {
+                isa.gemm(a, Rhs::Raw(b), c, accumulate);
+                return;
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2(isa) => {
             if let (Some(a), Some(b), Some(c)) =
                 (f32_view(a), f32_view(b), f32_view_mut(c.view_mut()))
             {
@@ -199,6 +230,9 @@ pub(crate) fn gemm<F: Float>(
 pub(crate) struct Prepared<'a, F: Float> {
     /// The right-hand side as given.
     b: ArrayView2<'a, F>,
+    /// The path it was prepared for (a [`Form::Plain`] product uses it too, so one `Prepared`
+    /// stays on one path even if [`crate::runtime::set_isa`] changes it meanwhile).
+    isa: Isa,
     /// How it is laid out.
     form: Form<F>,
 }
@@ -215,18 +249,37 @@ enum Form<F> {
     /// `b` in 128-column panels for the AVX-512 few-rows kernel (only for `F` = `f32`).
     #[cfg(target_arch = "x86_64")]
     Panels(avx512::RowPanels),
+    /// `b` packed into the AVX2 kernel's panels (only for `F` = `f32`).
+    #[cfg(target_arch = "x86_64")]
+    Avx2Packed(avx2::Avx2, avx2::PackedB),
+    /// `b` in 64-column panels for the AVX2 few-rows kernel (only for `F` = `f32`).
+    #[cfg(target_arch = "x86_64")]
+    Avx2Panels(avx2::RowPanels),
 }
 
 impl<'a, F: Float> Prepared<'a, F> {
     /// Prepares `b` for products with `m` rows.
     pub(crate) fn new(b: ArrayView2<'a, F>, m: usize) -> Self {
-        let form = match (isa(), f32_view(b)) {
+        Self::new_on(isa(), b, m)
+    }
+
+    /// [`Prepared::new`] for the path `isa`.
+    fn new_on(isa: Isa, b: ArrayView2<'a, F>, m: usize) -> Self {
+        let form = match (isa, f32_view(b)) {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512(isa), Some(b32)) => {
                 if m <= SMALL_M {
                     Form::Panels(avx512::RowPanels::new(isa, b32))
                 } else {
                     Form::Packed(isa, avx512::PackedB::new(b32))
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2(isa), Some(b32)) => {
+                if m <= SMALL_M {
+                    Form::Avx2Panels(avx2::RowPanels::new(isa, b32))
+                } else {
+                    Form::Avx2Packed(isa, avx2::PackedB::new(b32))
                 }
             }
             (Isa::Portable, _) | (_, None) => {
@@ -237,7 +290,7 @@ impl<'a, F: Float> Prepared<'a, F> {
                 }
             }
         };
-        Prepared { b, form }
+        Prepared { b, isa, form }
     }
 
     /// `c = a·b` (or `c += a·b` if `accumulate`).
@@ -247,7 +300,7 @@ impl<'a, F: Float> Prepared<'a, F> {
         assert_eq!(self.b.nrows(), k, "gemm: inner dimensions differ");
         assert_eq!(c.dim(), (m, n), "gemm: output has the wrong shape");
         match &self.form {
-            Form::Plain => gemm(a, self.b, c, accumulate),
+            Form::Plain => gemm_on(self.isa, a, self.b, c, accumulate),
             Form::Dense(dense) => small_m_generic(a, dense, c, accumulate),
             #[cfg(target_arch = "x86_64")]
             Form::Panels(panels) => {
@@ -258,6 +311,20 @@ impl<'a, F: Float> Prepared<'a, F> {
             }
             #[cfg(target_arch = "x86_64")]
             Form::Packed(isa, packed) => {
+                let (Some(a), Some(c)) = (f32_view(a), f32_view_mut(c.view_mut())) else {
+                    unreachable!("a Packed form is only made for f32");
+                };
+                isa.gemm(a, Rhs::Packed(packed), c, accumulate);
+            }
+            #[cfg(target_arch = "x86_64")]
+            Form::Avx2Panels(panels) => {
+                let (Some(a), Some(c)) = (f32_view(a), f32_view_mut(c.view_mut())) else {
+                    unreachable!("a Panels form is only made for f32");
+                };
+                panels.mul(a, c, accumulate);
+            }
+            #[cfg(target_arch = "x86_64")]
+            Form::Avx2Packed(isa, packed) => {
                 let (Some(a), Some(c)) = (f32_view(a), f32_view_mut(c.view_mut())) else {
                     unreachable!("a Packed form is only made for f32");
                 };
