@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--only lstm[,gru,...]] [--shape S2[,S3]] [--reps N]
-//!                                          [--threads N] [--isa NAME] [--input-grad]
+//!                                          [--threads N] [--isa NAME] [--input-grad] [--batch N]
 //! ```
 //!
 //! `--only` picks networks (`lstm`, `gru`, `rnn`, `bilstm2`, `gemm`), `--shape` picks shapes
@@ -37,6 +37,8 @@
 //! gradients, but not the gradient of the input data — what PyTorch computes for an input that
 //! does not require grad (`scripts/bench_pytorch.py`'s default). `--input-grad` calls `backward`
 //! instead, which also forms `dX` (as `bench_pytorch.py --input-grad`).
+//! `--batch N` runs every shape with `N` sequences (for the scaling model of docs/PERFORMANCE.md:
+//! the time of one shard is the time of its batch on one thread).
 //!
 //! Inputs, output gradients and weights are seeded random numbers made before timing. Each case
 //! runs a warm-up (at least one call and at least ~0.3 s), then the timed repetitions. `--reps N`
@@ -113,6 +115,8 @@ struct Args {
     /// `--isa` as given (`None`: `RECURRENT_ISA` or the best path).
     isa: Option<String>,
     input_grad: bool,
+    /// `--batch N`: every shape with `N` sequences instead of its own batch size.
+    batch: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -123,6 +127,7 @@ fn parse_args() -> Args {
         threads: 0,
         isa: None,
         input_grad: false,
+        batch: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -155,6 +160,16 @@ fn parse_args() -> Args {
             }
             "--isa" => args.isa = Some(value()),
             "--input-grad" => args.input_grad = true,
+            "--batch" => {
+                let v = value();
+                let n: usize = v
+                    .parse()
+                    .unwrap_or_else(|_| usage(&format!("--batch {v}: not a count")));
+                if n == 0 {
+                    usage("--batch must be at least 1");
+                }
+                args.batch = Some(n);
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -169,7 +184,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: cargo run --release --example bench -- [--only lstm,gru,rnn,bilstm2,gemm] \
          [--shape S1,S2,S3] [--reps N] [--threads N (0 = all cores)] \
-         [--isa avx512|avx2|portable|native] [--input-grad]"
+         [--isa avx512|avx2|portable|native] [--input-grad] [--batch N]"
     );
     std::process::exit(if msg.is_empty() { 0 } else { 2 });
 }
@@ -357,7 +372,11 @@ fn main() {
     type L = recurrent::LstmCell<f32>;
     type G = recurrent::GruCell<f32>;
     type R = recurrent::RnnCell<f32>;
-    for sh in [S1, S2, S3] {
+    let with_batch = |sh: Shape| Shape {
+        batch: args.batch.unwrap_or(sh.batch),
+        ..sh
+    };
+    for sh in [S1, S2, S3].map(with_batch) {
         if wanted("lstm", sh.name) {
             bench_case::<L>("lstm", 4, sh, 1, false, args.reps, args.input_grad);
         }
@@ -369,7 +388,15 @@ fn main() {
         }
     }
     if wanted("bilstm2", S2.name) {
-        bench_case::<L>("bilstm2", 4, S2, 2, true, args.reps, args.input_grad);
+        bench_case::<L>(
+            "bilstm2",
+            4,
+            with_batch(S2),
+            2,
+            true,
+            args.reps,
+            args.input_grad,
+        );
     }
     // The GEMM reference has no shape: `--shape` alone skips it, `--only gemm` keeps it.
     if listed(&args.only, "gemm") || (args.only.is_none() && args.shapes.is_none()) {

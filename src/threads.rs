@@ -42,9 +42,16 @@ pub fn set_num_threads(n: usize) {
 /// The number of threads the crate may use.
 pub fn num_threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => cores(),
         n => n,
     }
+}
+
+/// The cores this process may use, asked once (`available_parallelism` reads the scheduler's
+/// affinity and cgroup quota files: tens of microseconds, too slow for every pass).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 thread_local! {
