@@ -572,64 +572,67 @@ pub(crate) fn backward<F: Float, C: EngineCell<Elem = F>>(
         return (dx, C::State::join(dh, dc));
     }
     // With fused sums every shard keeps its own `[dW_ih | dW_hh]`; otherwise (GRU) the first
-    // shard adds into `grads` and the others into buffers of their own.
+    // shard adds into `grads` and each other one into a buffer of its own (from the pool, zeroed
+    // on its own thread), added in shard order afterwards.
     let fused = !C::SEPARATE_REC;
-    let mut extra: Vec<CellWeights<F>> = if fused {
-        Vec::new()
-    } else {
-        (1..n).map(|_| zeros_like(grads)).collect()
-    };
-    let mut targets: Vec<Option<&mut CellWeights<F>>> = if fused {
-        (0..n).map(|_| None).collect()
-    } else {
-        std::iter::once(&mut *grads)
-            .chain(extra.iter_mut())
-            .map(Some)
-            .collect()
-    };
+    let mut targets = vec![Some(&mut *grads)]
+        .into_iter()
+        .chain((1..n).map(|_| None));
     let mut jobs = Vec::with_capacity(n);
     let mut rest = dx.view_mut();
     let mut lo = 0;
-    for (shard, g) in tape.shards.iter().zip(targets.drain(..)) {
+    for shard in &tape.shards {
         let rows = lo..lo + shard.batch();
         lo = rows.end;
         let (mine, others) = rest.split_at(Axis(1), rows.len());
         rest = others;
-        jobs.push((shard, rows, g, mine));
+        let target = targets.next().flatten().filter(|_| !fused);
+        jobs.push((shard, rows, target, mine));
     }
-    let results = threads::map_shards(jobs, |(shard, rows, g, dx)| {
-        backward_dispatch(
+    drop(targets);
+    let results = threads::map_shards(jobs, |(shard, rows, target, dx)| {
+        let mut own = (!fused && target.is_none()).then(|| pooled_zeros_like(w));
+        let target = target.or(own.as_mut());
+        let out = backward_dispatch(
             cell,
             &prep,
             shard,
             d_out.slice(s![.., rows.clone(), ..]),
             dh_final.slice(s![rows.clone(), ..]),
             dc_final.map(|c| c.slice_move(s![rows, ..])),
-            g,
+            target,
             dx,
             chunk_rows,
-        )
+        );
+        (out, own)
     });
     let mut dh = Vec::with_capacity(n);
     let mut dc = Vec::with_capacity(n);
-    for (h, c, sums) in results {
+    for ((h, c, sums), own) in results {
         sums.finish(grads);
+        if let Some(own) = own {
+            add_into(grads, &own);
+            pool::give_array(own.weight_ih);
+            pool::give_array(own.weight_hh);
+        }
         dh.push(h);
         dc.extend(c);
-    }
-    for e in &extra {
-        add_into(grads, e);
     }
     let dh = concat_rows(dh.iter().map(|a| a.view()));
     let dc = dc_final.map(|_| concat_rows(dc.iter().map(|a| a.view())));
     (dx, C::State::join(dh, dc))
 }
 
-/// Zeros shaped like `w`.
-fn zeros_like<F: Float>(w: &CellWeights<F>) -> CellWeights<F> {
+/// Zeros shaped like `w`, the big arrays from the pool.
+fn pooled_zeros_like<F: Float>(w: &CellWeights<F>) -> CellWeights<F> {
+    let zeros = |a: &Array2<F>| {
+        let mut z: Array2<F> = pool::scratch(a.raw_dim());
+        z.fill(F::zero());
+        z
+    };
     CellWeights {
-        weight_ih: Array2::zeros(w.weight_ih.raw_dim()),
-        weight_hh: Array2::zeros(w.weight_hh.raw_dim()),
+        weight_ih: zeros(&w.weight_ih),
+        weight_hh: zeros(&w.weight_hh),
         bias_ih: w.bias_ih.as_ref().map(|b| ndarray::Array1::zeros(b.len())),
         bias_hh: w.bias_hh.as_ref().map(|b| ndarray::Array1::zeros(b.len())),
     }
