@@ -19,8 +19,7 @@
 //! Backward is `backward_params` (no gradient of the input data, as PyTorch for an input that does
 //! not require grad, and as `examples/bench.rs` by default).
 //!
-//! Threads: `BENCH_THREADS=N` (default 1) is passed to [`recurrent::runtime::set_num_threads`] and, unless
-//! `MATMUL_NUM_THREADS` is already set, to the threaded matrix products as `MATMUL_NUM_THREADS`;
+//! Threads: `BENCH_THREADS=N` (default 1) is passed to [`recurrent::runtime::set_num_threads`];
 //! single-threaded by default so that numbers are comparable from run to run.
 //!
 //! Inputs and output gradients are seeded random data built outside the timed closure. Sample
@@ -124,10 +123,6 @@ fn layers(c: &mut Criterion) {
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(1);
     recurrent::runtime::set_num_threads(threads);
-    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        // Before the first matrix product, which is when matrixmultiply reads it.
-        std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
-    }
     for sh in SHAPES {
         bench_net::<LstmCell<f32>>(c, "lstm", 4, sh, 1, false);
         bench_net::<GruCell<f32>>(c, "gru", 3, sh, 1, false);

@@ -6,7 +6,8 @@
 //! [`set_num_threads`] rules every thread the crate uses (default: all cores; `1` keeps
 //! everything on the calling thread), for `f32` and `f64` alike. The threads are a persistent
 //! `rayon` pool of exactly that size, separate from rayon's global pool, built at the first
-//! parallel call and rebuilt when the count changes. Work is split at three places:
+//! parallel call and rebuilt when the count changes. (Called from a worker of a `rayon` pool of
+//! your own, the crate runs its parallel work in that pool instead.) Work is split at three places:
 //!
 //! * **batch shards**: a sequence pass splits its batch into up to that many shards (each at
 //!   least 4 sequences and enough work to pay for a thread) that run the whole time loop on their
@@ -18,8 +19,8 @@
 //!
 //! Results do not depend on the thread count beyond the order of floating-point sums (tested: 1, 2
 //! and 3 threads agree to 1e-6 relative in `f32` and 1e-12 in `f64`), and are bit-identical for the
-//! same count. Batches of fewer than 8 sequences run on one thread (the per-step products are too
-//! small to share with a barrier per step).
+//! same count. Batches of fewer than 8 sequences run on one thread: their steps are too small to
+//! split within a step (docs/PERFORMANCE.md has the measurement).
 //!
 //! ## Instruction set
 //!

@@ -69,7 +69,7 @@ pub(crate) fn budget() -> usize {
 
 /// Runs `f` with a budget of `n` threads on this thread (restored afterwards, also when `f`
 /// unwinds).
-fn with_budget<R>(n: usize, f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_budget<R>(n: usize, f: impl FnOnce() -> R) -> R {
     struct Restore(usize);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -100,7 +100,8 @@ fn pool() -> Option<Arc<rayon::ThreadPool>> {
     }
 }
 
-/// Runs `f` in the pool (on the calling thread if the pool cannot be had).
+/// Runs `f` in the pool. Already on a rayon worker (of this pool or a user's), `f` runs there and
+/// its parallel calls use that pool; if the pool cannot be built, rayon's global pool serves.
 fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         // Already on a worker (of this pool or a user's): rayon's calls below use its pool.
@@ -163,7 +164,8 @@ where
 {
     use rayon::prelude::*;
     let n = jobs.len();
-    if n <= 1 {
+    if n <= 1 || budget() < 2 {
+        // One job, or one thread allowed (a tape recorded at more threads): in order, here.
         return jobs.into_iter().map(f).collect();
     }
     let share = (budget() / n).max(1);

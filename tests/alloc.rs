@@ -138,8 +138,8 @@ fn allocations_do_not_grow_with_sequence_length() {
     let small = StackConfig::new(3, 8)
         .with_num_layers(2)
         .with_bidirectional(true);
-    // Large enough that batches of 16 split into two shards (at 10 and at 60 steps) on two threads (the two
-    // directions then run one after the other, each sharded).
+    // Large enough that a batch of 16 splits into two shards on two threads, at 10 steps and at
+    // 110 (the smaller batches stay whole).
     let sharded = StackConfig::new(32, 64).with_num_layers(2);
     for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
         set_isa(isa).unwrap();

@@ -1,8 +1,11 @@
 //! Results do not depend on the thread count beyond the order of floating-point sums: a training
 //! step (forward with tape, backward to every gradient and the input and initial-state gradients)
-//! at 1, 2 and 3 threads agrees to 1e-6 relative in `f32` and 1e-12 in `f64`, and two runs at the
-//! same thread count are bit-identical. The shapes are large enough that 2 and 3 threads split
-//! the batch into 2 and 3 shards (and the two directions of a layer run in parallel).
+//! at 1, 2, 3 and 4 threads agrees to 1e-6 relative in `f32` and 1e-12 in `f64`, and two runs at
+//! the same thread count are bit-identical. The shapes are large enough that single-layer networks
+//! split the batch into 2 and 3 shards at 2 and 3 threads (3 at 4: the batch of 12 allows no more),
+//! and that bidirectional layers run their directions in parallel, each direction (the reversed
+//! one with lengths too) in 2 shards at 4 threads. (`src/cell/engine.rs` checks that the shards
+//! happen.)
 //!
 //! One test in its own binary: it sets the process-wide thread count.
 
@@ -54,7 +57,7 @@ where
     StandardNormal: Distribution<F>,
 {
     let one = training_step(net, 1);
-    for threads in [2, 3] {
+    for threads in [2, 3, 4] {
         let many = training_step(net, threads);
         let again = training_step(net, threads);
         assert_eq!(many, again, "{what}: two runs at {threads} threads differ");

@@ -202,7 +202,8 @@ pub(crate) fn run<F: Float, C: EngineCell<Elem = F>>(
     let mut out = Array3::zeros((steps, batch, hidden));
     let per_row = w.weight_ih.len() + w.weight_hh.len();
     let n = threads::shard_count(batch, steps.saturating_mul(batch).saturating_mul(per_row));
-    let prep = Prep::forward(w, steps, batch.div_ceil(n));
+    let rows = batch.div_ceil(n);
+    let prep = Prep::forward(w, rows, (n > 1).then_some(steps * rows));
     let mut jobs = Vec::with_capacity(n);
     let mut rest = out.view_mut();
     for i in 0..n {
@@ -242,13 +243,14 @@ struct Prep<'w, F: Float> {
 }
 
 impl<'w, F: Float> Prep<'w, F> {
-    /// For a forward pass over `steps` steps whose shards have at most `rows` rows. A single
-    /// step (the per-step API) multiplies `W_ihᵀ` as it is: laying it out would cost as much as
-    /// the product.
-    fn forward(w: &'w CellWeights<F>, steps: usize, rows: usize) -> Self {
+    /// For a forward pass whose shards have at most `rows` rows; `W_ihᵀ` laid out too for input
+    /// projections of about `input_rows` rows if given (shared by the shards). Otherwise it is
+    /// multiplied as it is: a single step (the per-step API) would pay as much to lay it out as to
+    /// use it, and an unsharded pass keeps the column split of a big projection.
+    fn forward(w: &'w CellWeights<F>, rows: usize, input_rows: Option<usize>) -> Self {
         Prep {
             w_hh: Prepared::new(w.weight_hh.t(), rows),
-            w_ih: (steps > 1).then(|| Prepared::new(w.weight_ih.t(), steps * rows)),
+            w_ih: input_rows.map(|m| Prepared::new(w.weight_ih.t(), m)),
         }
     }
 
@@ -299,7 +301,7 @@ fn run_single<F: Float, C: EngineCell<Elem = F>>(
     let (h0, c0) = init.split();
     let (steps, batch, _) = x.dim();
     let mut out = Array3::zeros((steps, batch, cell.weights().weight_hh.ncols()));
-    let prep = Prep::forward(cell.weights(), steps, batch);
+    let prep = Prep::forward(cell.weights(), batch, None);
     let (h, c, tape) = run_dispatch(
         cell,
         &prep,
@@ -528,9 +530,10 @@ type BackwardOutput<F> = (Array2<F>, Option<Array2<F>>, GradSums<F>);
 /// returns `(dx (T, B, I), d_init)`. Without `want_dx` the input-gradient product is skipped and
 /// `dx` is `(T, B, 0)`.
 ///
-/// Each shard of the tape runs on its own thread; the first adds its weight gradients into
-/// `grads`, the others into buffers of their own that are then added in shard order (so the
-/// result depends on the shard count only through the order of those sums). Each shard's loop
+/// Each shard of the tape runs on its own thread and sums its weight gradients apart (fused
+/// `[dW_ih | dW_hh]` sums for RNN and LSTM; for GRU the first shard adds into `grads` directly,
+/// the others into buffers of their own); the sums are added into `grads` in shard order, so the
+/// result depends on the shard count only through the order of those sums. Each shard's loop
 /// is dispatched on the instruction set like [`run`]'s.
 pub(crate) fn backward<F: Float, C: EngineCell<Elem = F>>(
     cell: &C,
@@ -551,6 +554,9 @@ pub(crate) fn backward<F: Float, C: EngineCell<Elem = F>>(
     let (steps, batch) = (tape.steps(), tape.batch());
     assert_eq!(d_out.len_of(Axis(1)), batch, "d_output must be (T, B, H)");
     assert_eq!(dh_final.nrows(), batch, "dh_final must be (B, H)");
+    if let Some(dc) = dc_final {
+        assert_eq!(dc.nrows(), batch, "dc_final must be (B, H)");
+    }
     let input = if want_dx { w.weight_ih.ncols() } else { 0 };
     let mut dx = Array3::zeros((steps, batch, input));
     let n = tape.shards.len();
@@ -1123,5 +1129,85 @@ impl<F: Float> EngineState<F> for Array2<F> {
 
     fn join(h: Array2<F>, _: Option<Array2<F>>) -> Self {
         h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cell::{Cell, LstmCell, LstmState};
+    use ndarray::Array3;
+    use rand::SeedableRng;
+
+    /// A pass at a budget of 3 threads really splits the batch (so `tests/threads.rs` compares
+    /// sharded with unsharded runs), forward and reversed with lengths, and equals the unsharded
+    /// pass up to summation order.
+    #[test]
+    fn shards_split_the_batch_and_agree_with_one_shard() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let cell = LstmCell::<f64>::new(32, 32, &mut rng).unwrap();
+        let (steps, batch) = (16, 12);
+        let x = Array3::from_shape_fn((steps, batch, 32), |(t, b, i)| {
+            ((t * 31 + b * 17 + i * 7) % 23) as f64 / 23.0 - 0.5
+        });
+        let d = Array3::from_shape_fn((steps, batch, 32), |(t, b, i)| {
+            ((t * 5 + b * 3 + i) % 13) as f64 / 13.0 - 0.5
+        });
+        let lengths: Vec<usize> = (0..batch).map(|b| steps - (b * 5) % 9).collect();
+        let init = LstmState::zeros(batch, 32);
+        for reverse in [false, true] {
+            let sched = Schedule {
+                reverse,
+                lengths: Some(&lengths),
+            };
+            let pass = |threads: usize| {
+                threads::with_budget(threads, || {
+                    let (out, last, tape) = cell.forward_sequence(x.view(), &init, sched);
+                    let mut grads = cell.clone();
+                    grads.weights_mut().weight_ih.fill(0.0);
+                    grads.weights_mut().weight_hh.fill(0.0);
+                    let (dx, d_init) = cell.backward_sequence(&tape, d.view(), &init, &mut grads);
+                    (tape.shards.len(), out, last, dx, d_init, grads)
+                })
+            };
+            let one = pass(1);
+            let three = pass(3);
+            assert_eq!((one.0, three.0), (1, 3), "shards at 1 and 3 threads");
+            let close = |a: &ndarray::ArrayViewD<'_, f64>, b: &ndarray::ArrayViewD<'_, f64>| {
+                a.iter()
+                    .zip(b)
+                    .all(|(u, v)| (u - v).abs() <= 1e-12 * (1.0 + u.abs()))
+            };
+            assert!(
+                close(&one.1.view().into_dyn(), &three.1.view().into_dyn()),
+                "outputs"
+            );
+            assert!(
+                close(&one.2.h.view().into_dyn(), &three.2.h.view().into_dyn()),
+                "h"
+            );
+            assert!(
+                close(&one.2.c.view().into_dyn(), &three.2.c.view().into_dyn()),
+                "c"
+            );
+            assert!(
+                close(&one.3.view().into_dyn(), &three.3.view().into_dyn()),
+                "dx"
+            );
+            assert!(
+                close(&one.4.c.view().into_dyn(), &three.4.c.view().into_dyn()),
+                "dc0"
+            );
+            let w1 = one.5.weights();
+            let w3 = three.5.weights();
+            assert!(close(
+                &w1.weight_ih.view().into_dyn(),
+                &w3.weight_ih.view().into_dyn()
+            ));
+            assert!(close(
+                &w1.weight_hh.view().into_dyn(),
+                &w3.weight_hh.view().into_dyn()
+            ));
+        }
     }
 }

@@ -9,7 +9,8 @@
 //! blocks of `a` for L2) around a register-tile kernel of fused multiply–adds (6×64 on
 //! AVX-512, 6×16 on AVX2), and for products with at most [`SMALL_M`] rows a row-times-matrix
 //! kernel over `b` laid out once in column panels, which needs no packing of `a`.
-//! Big products split their columns over two threads when [`num_threads`](crate::runtime::num_threads) allows.
+//! Big products split their columns over the calling thread's share of
+//! [`num_threads`](crate::runtime::num_threads) ([`threading`]).
 //! Everything else (`f64`, other CPUs, the `portable` path of [`crate::runtime::Isa`]) uses
 //! `ndarray`'s `general_mat_mul` (the `matrixmultiply` crate), with the crate's own row-by-row
 //! loops for small row counts.
@@ -130,7 +131,7 @@ fn f32_view_mut<'a, F: 'static>(mut v: ArrayViewMut2<'a, F>) -> Option<ArrayView
 /// The matrix product the crate uses: `c = a·b`, or `c += a·b` if `accumulate`.
 ///
 /// Shapes: `a (M, K)`, `b (K, N)`, `c (M, N)`, any memory layout. For `f32` on x86-64 CPUs with
-/// AVX-512 or AVX2 this is the crate's own GEMM (two threads for big products, see
+/// AVX-512 or AVX2 this is the crate's own GEMM (big products split over the threads, see
 /// [`set_num_threads`](crate::runtime::set_num_threads)) unless the
 /// [`portable`](crate::runtime::Isa::Portable) path is chosen; otherwise `ndarray`'s
 /// `general_mat_mul`.

@@ -9,7 +9,8 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
-/// Multiply–adds above which a product splits its columns over two threads.
+/// Multiply–adds above which a product splits its columns in two (each half again, while the
+/// budget allows).
 /// (Lower in the crate's unit tests, so that their small products take the threaded path.)
 const PARALLEL_WORK: usize = if cfg!(test) { 1 << 20 } else { 1 << 24 };
 

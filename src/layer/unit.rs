@@ -1,8 +1,8 @@
 //! The layer unit: one recurrent layer in one or two directions.
 //!
 //! [`Unit`] owns everything [`Recurrent`](super::Recurrent), [`Bidirectional`](super::Bidirectional)
-//! and [`RecurrentStack`](super::RecurrentStack) share: running the directions (on two threads when
-//! that pays), merging their outputs, splitting the output gradient back per direction, summing
+//! and [`RecurrentStack`](super::RecurrentStack) share: running the directions (in parallel when
+//! that pays, each with half the threads), merging their outputs, splitting the output gradient back per direction, summing
 //! the directions' input gradients, parameter names, and the checks every backward pass starts
 //! with ([`Recorded::check_backward`]).
 

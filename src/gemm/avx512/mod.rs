@@ -48,7 +48,8 @@ impl Avx512 {
     }
 
     /// `c = a·b` (or `c += a·b` if `accumulate`): `a (m, k)`, `b (k, n)`, `c (m, n)`, any
-    /// strides. A big product with an unpacked `b` splits its columns over two threads.
+    /// strides. A big product with an unpacked `b` splits its columns over the
+    /// calling thread's budget of threads.
     ///
     /// # Panics
     ///
