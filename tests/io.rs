@@ -544,6 +544,52 @@ fn errors_have_structure() {
 
 /// Saving into a folder that does not exist fails cleanly and leaves nothing behind; saving over an
 /// existing file replaces it whole.
+/// A layer index in a key name is never trusted as a count: an extra key `…_l1099511627776` (or
+/// `usize::MAX`) next to a valid one-layer file is an error naming the missing layer 1, not an
+/// attempt to build a trillion layers (which aborted the process before).
+#[test]
+fn huge_layer_indices_in_key_names_are_errors() {
+    let dir = tmp("huge-layer-index");
+    let p = dir.join("lstm.safetensors");
+    let lstm_w = |r: usize, c: usize| vec![0.1; r * c];
+    for index in [
+        "1099511627776",
+        "4611686018427387904",
+        &usize::MAX.to_string(),
+    ] {
+        let extra = format!("bias_ih_l{index}");
+        write_raw(
+            &p,
+            &[
+                ("weight_ih_l0", vec![8, 3], lstm_w(8, 3)),
+                ("weight_hh_l0", vec![8, 2], lstm_w(8, 2)),
+                ("bias_ih_l0", vec![8], vec![0.0; 8]),
+                ("bias_hh_l0", vec![8], vec![0.0; 8]),
+                (&extra, vec![8], vec![0.0; 8]),
+            ],
+        );
+        assert_eq!(
+            weight_file_problem(Lstm::<f64>::load_safetensors(&p, "")),
+            (Some("weight_ih_l1".into()), WeightFileProblem::Missing),
+            "{extra}"
+        );
+    }
+    // A second layer with a tensor missing is an error too (not a smaller model).
+    write_raw(
+        &p,
+        &[
+            ("weight_ih_l0", vec![8, 3], lstm_w(8, 3)),
+            ("weight_hh_l0", vec![8, 2], lstm_w(8, 2)),
+            ("weight_hh_l1", vec![8, 2], lstm_w(8, 2)),
+        ],
+    );
+    assert_eq!(
+        weight_file_problem(Lstm::<f64>::load_safetensors(&p, "")),
+        (Some("weight_ih_l1".into()), WeightFileProblem::Missing)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn saving_is_atomic() {
     let dir = tmp("atomic");

@@ -34,13 +34,21 @@ pub(crate) fn infer_config<F>(
     gates: usize,
     path: &Path,
 ) -> Result<StackConfig> {
-    let mut layers = 0;
+    // The layer indices present; the count comes from them, never from a number in a key alone
+    // (a key `…_l1099511627776` must not make a stack of a trillion layers).
+    let mut present = std::collections::BTreeSet::new();
     let mut bidirectional = false;
     for key in file.tensors.keys() {
         if let Some((l, rev)) = key.strip_prefix(prefix).and_then(cell_param) {
-            layers = layers.max(l + 1);
+            present.insert(l);
             bidirectional |= rev;
         }
+    }
+    let layers = present.len();
+    if let Some(missing) = (0..layers).find(|l| !present.contains(l)) {
+        // Some layer above the last complete one is named while a lower one is absent.
+        let key = format!("{prefix}{}", param_key("weight_ih", missing, false));
+        return Err(Error::weight_file(path, Some(&key), Problem::Missing));
     }
     if layers == 0 {
         let first = format!("{prefix}{}", param_key("weight_ih", 0, false));
@@ -57,7 +65,7 @@ pub(crate) fn infer_config<F>(
         .get(&hh0)
         .ok_or_else(|| Error::weight_file(path, Some(&hh0), Problem::Missing))?;
     let hidden = match hh.shape() {
-        &[rows, hidden] if hidden > 0 && rows == gates * hidden => hidden,
+        &[rows, hidden] if hidden > 0 && hidden.checked_mul(gates) == Some(rows) => hidden,
         got => {
             return Err(Error::weight_file(
                 path,
