@@ -956,6 +956,40 @@ fn state_entries_are_torch_state_keys() {
     assert!(meta.contains(&("param.3".to_string(), "1.bias".to_string())));
 }
 
+/// A parameter count in the metadata is never trusted for an allocation: `num_params` of 10¹² or
+/// `u64::MAX` (which aborted or panicked the process before) is a clear error.
+#[test]
+fn absurd_parameter_counts_are_errors() {
+    let mut m = model::<f64>(3);
+    let g = random_grads::<f64>(1, 4);
+    let mut opt = SgdConfig::new(0.01).with_momentum(0.5).build().unwrap();
+    opt.step(&mut m, &g[0]).unwrap();
+    let state = opt.state();
+    for count in ["1000000000000", &u64::MAX.to_string()] {
+        let meta: Vec<(String, String)> = state
+            .flat_metadata()
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "num_params" {
+                    (k, count.to_string())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        let arrays: Vec<_> = state
+            .flat_arrays()
+            .into_iter()
+            .map(|(k, a)| (k, a.to_owned()))
+            .collect();
+        let e = recurrent::optim::OptimizerState::<f64>::from_flat(arrays, meta).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("`num_params` = {count}")),
+            "{e}"
+        );
+    }
+}
+
 /// A state saved before the first step resets a used optimizer to a fresh one.
 #[test]
 fn fresh_state_resets() {

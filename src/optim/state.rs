@@ -249,6 +249,7 @@ impl<F: Float> OptimizerState<F> {
                 return Err(bad(format!("metadata key `{k}` appears twice")));
             }
         }
+        let entries = meta.len();
         let mut take = |k: &str| meta.remove(k).ok_or_else(|| bad(format!("no `{k}` entry")));
         let optimizer = take("optimizer")?;
         let parse_u64 = |k: &str, v: String| {
@@ -256,7 +257,17 @@ impl<F: Float> OptimizerState<F> {
                 .map_err(|_| bad(format!("`{k}` = {v:?} is not a count")))
         };
         let steps = parse_u64("steps", take("steps")?)?;
-        let num_params = parse_u64("num_params", take("num_params")?)? as usize;
+        let num_params = parse_u64("num_params", take("num_params")?)?;
+        // Each parameter is listed as `param.{i}`: a count above the number of entries is a corrupt
+        // or hostile file, refused before anything is allocated from it.
+        let num_params = usize::try_from(num_params)
+            .ok()
+            .filter(|&n| n <= entries)
+            .ok_or_else(|| {
+                bad(format!(
+                    "`num_params` = {num_params}, but the metadata has only {entries} entries to list them"
+                ))
+            })?;
         let lr = take("learning_rate")?;
         let learning_rate = lr
             .parse::<f64>()
