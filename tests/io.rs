@@ -590,6 +590,63 @@ fn huge_layer_indices_in_key_names_are_errors() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Only regular files are read: a directory or a FIFO is refused at once (a FIFO used to block
+/// the reader forever). Saving writes through a symlink (the link stays), refuses a directory, and
+/// threads saving to one path at once all succeed (their temporary names differ).
+#[cfg(unix)]
+#[test]
+fn special_files_and_concurrent_saves() {
+    let dir = tmp("special-files");
+    let e = io::read::<f32>(&dir).unwrap_err();
+    assert!(
+        e.to_string().contains("not a regular file (a directory)"),
+        "{e}"
+    );
+    let fifo = dir.join("fifo.safetensors");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(io::read::<f32>(&f).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("reading a FIFO must not block");
+        let e = got.unwrap_err();
+        assert!(e.contains("FIFO"), "{e}");
+    }
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    let a = Lstm::<f32>::new(StackConfig::new(3, 4), &mut rng).unwrap();
+    let b = Lstm::<f32>::new(StackConfig::new(3, 4), &mut rng).unwrap();
+    let target = dir.join("target.safetensors");
+    let link = dir.join("link.safetensors");
+    a.save_safetensors(&target, "").unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    b.save_safetensors(&link, "").unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(Lstm::<f32>::load_safetensors(&target, "").unwrap(), b);
+    let e = a.save_safetensors(&dir, "").unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    let shared = dir.join("shared.safetensors");
+    std::thread::scope(|s| {
+        for net in [&a, &b, &a, &b] {
+            let shared = &shared;
+            s.spawn(move || {
+                for _ in 0..20 {
+                    net.save_safetensors(shared, "").unwrap();
+                }
+            });
+        }
+    });
+    let loaded = Lstm::<f32>::load_safetensors(&shared, "").unwrap();
+    assert!(loaded == a || loaded == b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn saving_is_atomic() {
     let dir = tmp("atomic");

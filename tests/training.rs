@@ -94,20 +94,21 @@ fn resume_from_checkpoint_is_bit_for_bit() {
 #[test]
 fn interrupted_write_leaves_previous_checkpoint_loadable() {
     let dir = tmp("interrupted");
-    let path = dir.join("ckpt.safetensors");
+    let written = dir.join("ckpt.safetensors");
     let mut m = new_model(2);
     let mut opt = SgdConfig::new(0.1).with_momentum(0.9).build().unwrap();
     train_step(&mut m, &mut opt, 0);
-    save_checkpoint(&path, &m, &opt, 1).unwrap();
+    save_checkpoint(&written, &m, &opt, 1).unwrap();
+    // A name that fits the file system's 255-byte limit, while the writer's temporary name beside
+    // it (`.{name}.tmp-{pid}-{n}`) does not: the next save fails before renaming, as a crash or
+    // a full disk would make it.
+    let path = dir.join(format!("{}.safetensors", "c".repeat(240)));
+    std::fs::copy(&written, &path).unwrap();
     let saved = m.clone();
     train_step(&mut m, &mut opt, 1);
-    // Block the temporary file the writer uses: the write fails half-way, like a crash would.
-    let tmp_path = dir.join(format!(".ckpt.safetensors.tmp-{}", std::process::id()));
-    std::fs::create_dir(&tmp_path).unwrap();
     let e = save_checkpoint(&path, &m, &opt, 2).unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
     assert!(std::error::Error::source(&e).is_some());
-    std::fs::remove_dir(&tmp_path).unwrap();
     let mut back = new_model(3);
     let mut opt_back = SgdConfig::new(0.1).with_momentum(0.9).build().unwrap();
     assert_eq!(load_checkpoint(&path, &mut back, &mut opt_back).unwrap(), 1);

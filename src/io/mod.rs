@@ -97,10 +97,12 @@ fn f16_to_f32(h: u16) -> f32 {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] if the file cannot be read; [`Error::WeightFile`] if it is truncated or corrupt.
+/// [`Error::Io`] if the file cannot be read or is not a regular file (a directory, a FIFO or a
+/// device: refused before opening, so a FIFO cannot block the caller); [`Error::WeightFile`] if
+/// it is truncated or corrupt.
 pub fn read<F: Float>(path: impl AsRef<Path>) -> Result<TensorFile<F>> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_regular(path)?;
     let corrupt = |e: safetensors::SafeTensorError| {
         Error::weight_file(
             path,
@@ -220,8 +222,76 @@ pub fn write<F: Float>(
     write_atomically(path, &bytes)
 }
 
+/// The error for a path that names no regular file.
+fn not_regular(path: &Path, what: &str) -> Error {
+    Error::io(
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a regular file ({what}): weight files and checkpoints are regular files"),
+        ),
+    )
+}
+
+fn kind_of(meta: &fs::Metadata) -> &'static str {
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "a FIFO, socket or device"
+    }
+}
+
+/// The bytes of the regular file at `path` (following symlinks); anything else is refused before
+/// it is opened.
+pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, kind_of(&meta)));
+    }
+    let mut f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // Checked again on the open handle, in case the path was swapped in between.
+    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, kind_of(&meta)));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut bytes).map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
+}
+
 /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
+///
+/// The temporary name is unique per write (`.{name}.tmp-{pid}-{n}`), so threads and processes
+/// saving to the same path do not disturb each other (the last rename wins). A symlink is written
+/// through: its target is replaced and the link stays. A path that exists and is not a regular
+/// file (a directory, a device) is refused. A crash between writing and renaming can leave a
+/// `.{name}.tmp-…` file beside `path`; it is never read and can be deleted.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // A symlink (possibly dangling) is followed to the file it names.
+    let resolved;
+    let path = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = match fs::canonicalize(path) {
+                Ok(target) => target,
+                // Dangling: the file the link names, made by the rename.
+                Err(_) => {
+                    let target = fs::read_link(path).map_err(|e| Error::io(path, e))?;
+                    match path.parent() {
+                        Some(dir) if target.is_relative() => dir.join(target),
+                        _ => target,
+                    }
+                }
+            };
+            resolved.as_path()
+        }
+        _ => path,
+    };
+    if let Ok(meta) = fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(not_regular(path, kind_of(&meta)));
+        }
+    }
     let file_name = path
         .file_name()
         .ok_or_else(|| {
@@ -231,7 +301,8 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
             )
         })?
         .to_string_lossy();
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}-{n}", std::process::id()));
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
