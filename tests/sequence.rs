@@ -159,6 +159,27 @@ fn stepwise_equals_sequence_rnn_relu() {
     );
 }
 
+/// ReLU propagates NaN as PyTorch does (`torch.relu(nan)` is `nan`): a NaN input makes the
+/// hidden state of its sequence NaN, on the sequence path and the step path alike; the other
+/// sequence of the batch stays finite.
+#[test]
+fn relu_propagates_nan() {
+    let cell = RnnCell::<f32>::new(I, H, Nonlinearity::Relu, &mut rng(5)).unwrap();
+    let mut x = Array3::<f32>::from_elem((T, 2, I), 0.5);
+    x[[2, 0, 1]] = f32::NAN;
+    let (out, last) = cell.infer_sequence(x.view(), &Array2::zeros((2, H)), Schedule::FORWARD);
+    assert!(out
+        .index_axis(Axis(1), 0)
+        .iter()
+        .skip(2 * H)
+        .all(|v| v.is_nan()));
+    assert!(last.row(0).iter().all(|v| v.is_nan()));
+    assert!(out.index_axis(Axis(1), 1).iter().all(|v| v.is_finite()));
+    let (h, _) = cell.step(x.index_axis(Axis(0), 2), &Array2::zeros((2, H)));
+    assert!(h.row(0).iter().all(|v| v.is_nan()));
+    assert!(h.row(1).iter().all(|v| v.is_finite()));
+}
+
 #[test]
 fn stepwise_equals_sequence_gru() {
     stepwise_equals_sequence(

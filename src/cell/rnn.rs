@@ -94,8 +94,11 @@ impl<F: Float> EngineCell for RnnCell<F> {
                 *g = g.activation_tanh();
                 *h = *g;
             }),
+            // `v ≤ 0 → 0`, else `v`: a NaN stays NaN, as in PyTorch (`max(v, 0)` would make it 0).
             Nonlinearity::Relu => g.iter_mut().zip(h).for_each(|(g, h)| {
-                *g = g.max(F::zero());
+                if *g <= F::zero() {
+                    *g = F::zero();
+                }
                 *h = *g;
             }),
         }
