@@ -117,6 +117,9 @@ pub enum WeightFileProblem {
     },
     /// The tensor `key` that the model needs is not in the file.
     Missing,
+    /// The tensor `key` is in the file but holds integers, booleans or another type that is not a
+    /// float (`F16`, `BF16`, `F32`, `F64`).
+    NotFloat,
     /// The file holds the tensor `key`, under the prefix, for which the model has no parameter.
     Unexpected {
         /// When loading a network whose shape is inferred from the file: the settings the other
@@ -280,6 +283,10 @@ fn weight_file_message(
             None => write!(f, "{path} is not a valid safetensors file: {reason}"),
         },
         P::Missing => write!(f, "missing tensor `{k}` in {path}"),
+        P::NotFloat => write!(
+            f,
+            "tensor `{k}` in {path} is not a float tensor (F16, BF16, F32 or F64 expected)"
+        ),
         P::Unexpected { inferred: None } => write!(
             f,
             "unexpected tensor `{k}` in {path}: the model has no such parameter"

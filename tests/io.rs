@@ -544,6 +544,54 @@ fn errors_have_structure() {
 
 /// Saving into a folder that does not exist fails cleanly and leaves nothing behind; saving over an
 /// existing file replaces it whole.
+/// A weight stored as integers or booleans is named as such, not reported as absent.
+#[test]
+fn non_float_weights_are_named() {
+    let dir = tmp("non-float");
+    let path = dir.join("int.safetensors");
+    let ih = vec![0u8; 2 * 8 * 8];
+    let hh = vec![0u8; 2 * 2 * 4];
+    let mask = vec![1u8; 4];
+    for (ih_dtype, hh_dtype, want) in [
+        (
+            safetensors::Dtype::I64,
+            safetensors::Dtype::F32,
+            "weight_ih_l0",
+        ),
+        (
+            safetensors::Dtype::F64,
+            safetensors::Dtype::BOOL,
+            "weight_hh_l0",
+        ),
+    ] {
+        let hh_bytes: &[u8] = if hh_dtype == safetensors::Dtype::BOOL {
+            &mask
+        } else {
+            &hh
+        };
+        let tensors = vec![
+            (
+                "weight_ih_l0",
+                safetensors::tensor::TensorView::new(ih_dtype, vec![2, 8], &ih).unwrap(),
+            ),
+            (
+                "weight_hh_l0",
+                safetensors::tensor::TensorView::new(hh_dtype, vec![2, 2], hh_bytes).unwrap(),
+            ),
+        ];
+        std::fs::write(&path, safetensors::serialize(tensors, None).unwrap()).unwrap();
+        let r = Rnn::<f32>::load_safetensors(&path, "");
+        assert_eq!(
+            weight_file_problem(r),
+            (Some(want.into()), WeightFileProblem::NotFloat),
+            "{ih_dtype:?} / {hh_dtype:?}"
+        );
+    }
+    let e = Rnn::<f32>::load_safetensors(&path, "").unwrap_err();
+    assert!(e.to_string().contains("is not a float tensor"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A layer index in a key name is never trusted as a count: an extra key `…_l1099511627776` (or
 /// `usize::MAX`) next to a valid one-layer file is an error naming the missing layer 1, not an
 /// attempt to build a trillion layers (which aborted the process before).

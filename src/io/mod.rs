@@ -397,7 +397,7 @@ pub(crate) fn fill_from<F: Float, P: Params<F>>(
         let t = file
             .tensors
             .get(&key)
-            .ok_or_else(|| Error::weight_file(path, Some(&key), Problem::Missing))?;
+            .ok_or_else(|| missing(file, &key, path))?;
         if t.shape() != a.shape() {
             return Err(Error::weight_file(
                 path,
@@ -441,9 +441,21 @@ pub(crate) fn invalid(path: &Path, layer: Option<String>, error: Error) -> Error
 
 /// Removes the tensor `prefix + name` from `file`, or names it as missing.
 pub(crate) fn take<F>(file: &mut TensorFile<F>, key: &str, path: &Path) -> Result<ArrayD<F>> {
-    file.tensors
-        .remove(key)
-        .ok_or_else(|| Error::weight_file(path, Some(key), Problem::Missing))
+    match file.tensors.remove(key) {
+        Some(t) => Ok(t),
+        None => Err(missing(file, key, path)),
+    }
+}
+
+/// The error for a tensor `key` that `file` does not hold as floats: [`Problem::NotFloat`] if it
+/// holds it with another type, else [`Problem::Missing`].
+pub(crate) fn missing<F>(file: &TensorFile<F>, key: &str, path: &Path) -> Error {
+    let problem = if file.skipped.iter().any(|k| k == key) {
+        Problem::NotFloat
+    } else {
+        Problem::Missing
+    };
+    Error::weight_file(path, Some(key), problem)
 }
 
 /// Converts to the dimensionality `D` or names the tensor whose rank is wrong.

@@ -38,7 +38,8 @@ pub(crate) fn infer_config<F>(
     // (a key `…_l1099511627776` must not make a stack of a trillion layers).
     let mut present = std::collections::BTreeSet::new();
     let mut bidirectional = false;
-    for key in file.tensors.keys() {
+    // Tensors of other types count too, so that a wrong-typed weight is named as such.
+    for key in file.tensors.keys().chain(&file.skipped) {
         if let Some((l, rev)) = key.strip_prefix(prefix).and_then(cell_param) {
             present.insert(l);
             bidirectional |= rev;
@@ -48,7 +49,7 @@ pub(crate) fn infer_config<F>(
     if let Some(missing) = (0..layers).find(|l| !present.contains(l)) {
         // Some layer above the last complete one is named while a lower one is absent.
         let key = format!("{prefix}{}", param_key("weight_ih", missing, false));
-        return Err(Error::weight_file(path, Some(&key), Problem::Missing));
+        return Err(super::missing(file, &key, path));
     }
     if layers == 0 {
         let first = format!("{prefix}{}", param_key("weight_ih", 0, false));
@@ -63,7 +64,7 @@ pub(crate) fn infer_config<F>(
     let hh = file
         .tensors
         .get(&hh0)
-        .ok_or_else(|| Error::weight_file(path, Some(&hh0), Problem::Missing))?;
+        .ok_or_else(|| super::missing(file, &hh0, path))?;
     let hidden = match hh.shape() {
         &[rows, hidden] if hidden > 0 && hidden.checked_mul(gates) == Some(rows) => hidden,
         got => {
@@ -91,7 +92,7 @@ pub(crate) fn infer_config<F>(
                 },
             ))
         }
-        None => return Err(Error::weight_file(path, Some(&ih0), Problem::Missing)),
+        None => return Err(super::missing(file, &ih0, path)),
     };
     let bias = file.tensors.contains_key(&key("bias_ih"));
     Ok(StackConfig::new(input, hidden)
