@@ -956,6 +956,43 @@ fn state_entries_are_torch_state_keys() {
     assert!(meta.contains(&("param.3".to_string(), "1.bias".to_string())));
 }
 
+/// A NaN or infinite gradient is refused with `NonFinite`, nothing updated (PyTorch would write NaN
+/// into the weights); `set_check_finite(false)` steps anyway. Adam-family `eps = 0` (a zero
+/// gradient then gives 0 / 0) is refused at build.
+#[test]
+fn non_finite_gradients_and_zero_eps_are_refused() {
+    for bad in [f64::NAN, f64::INFINITY] {
+        let mut m = model::<f64>(3);
+        let mut g = random_grads::<f64>(1, 4).remove(0);
+        g.arrays_mut().last_mut().unwrap().as_slice_mut().unwrap()[0] = bad;
+        let mut opt = AdamConfig::new(0.01).build().unwrap();
+        let before = m.clone();
+        let e = opt.step(&mut m, &g).unwrap_err();
+        assert!(matches!(e, Error::NonFinite(_)), "{e:?}");
+        assert_eq!(m, before);
+        assert_eq!(opt.steps(), 0);
+        opt.set_check_finite(false);
+        opt.step(&mut m, &g).unwrap();
+        assert!(m
+            .named_arrays()
+            .iter()
+            .any(|(_, a)| a.iter().any(|v| !v.is_finite())));
+    }
+    for e in [
+        AdamConfig::<f64>::new(0.01)
+            .with_eps(0.0)
+            .build()
+            .map(|_| ()),
+        AdamWConfig::<f64>::new(0.01)
+            .with_eps(0.0)
+            .build()
+            .map(|_| ()),
+    ] {
+        let e = e.unwrap_err();
+        assert!(e.to_string().contains("eps must be > 0"), "{e}");
+    }
+}
+
 /// A parameter count in the metadata is never trusted for an allocation: `num_params` of 10¹² or
 /// `u64::MAX` (which aborted or panicked the process before) is a clear error.
 #[test]

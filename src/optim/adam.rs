@@ -69,8 +69,10 @@ impl<F: Float> AdamConfig<F> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if `lr`, `eps` or `weight_decay` is
-    /// negative or not finite, or a beta is outside `[0, 1)`.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if `lr` or `weight_decay` is
+    /// negative or not finite, `eps` is not positive and finite (PyTorch accepts `eps = 0`, but
+    /// then a zero gradient makes the step `0 / 0`, NaN in every weight), or a beta is outside
+    /// `[0, 1)`.
     pub fn build(self) -> Result<Optimizer<F, Adam<F>>> {
         self.check()?;
         Ok(Optimizer::new(Adam { config: self }))
@@ -80,6 +82,13 @@ impl<F: Float> AdamConfig<F> {
     pub(super) fn check(&self) -> Result<()> {
         check_non_negative("lr", self.lr)?;
         check_non_negative("eps", self.eps)?;
+        if self.eps <= F::zero() {
+            return Err(crate::Error::InvalidConfig(
+                "eps must be > 0: with eps = 0 a zero gradient makes the step 0 / 0 (NaN in every \
+                 weight); PyTorch's default is 1e-8"
+                    .to_string(),
+            ));
+        }
         check_non_negative("weight_decay", self.weight_decay)?;
         check_unit_interval("beta1", self.beta1)?;
         check_unit_interval("beta2", self.beta2)

@@ -131,6 +131,8 @@ pub struct Optimizer<F: Float, R: UpdateRule<F>> {
     names: Vec<String>,
     shapes: Vec<Vec<usize>>,
     steps: u64,
+    /// Refuse non-finite gradients (see [`Optimizer::set_check_finite`]).
+    check_finite: bool,
 }
 
 impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
@@ -142,6 +144,7 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
             names: Vec::new(),
             shapes: Vec::new(),
             steps: 0,
+            check_finite: true,
         }
     }
 
@@ -213,9 +216,21 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
     /// # Errors
     ///
     /// [`Error::Mismatch`] if `grads` is not shaped like `params`, or `params` does not have the
-    /// layout of the model this optimizer has been stepping. Nothing is updated then.
+    /// layout of the model this optimizer has been stepping; [`Error::NonFinite`] if a gradient
+    /// holds NaN or ±∞ (unless turned off with [`Optimizer::set_check_finite`]). Nothing is
+    /// updated then.
     pub fn step<P: Params<F>>(&mut self, params: &mut P, grads: &P) -> Result<()> {
         let g = grads.named_arrays();
+        if self.check_finite {
+            for (name, a) in &g {
+                if let Some((i, v)) = a.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                    return Err(Error::NonFinite(format!(
+                        "gradient `{name}` holds {v} at flat index {i}; no weight was updated \
+                         (Optimizer::set_check_finite(false) steps anyway, as PyTorch does)"
+                    )));
+                }
+            }
+        }
         {
             let p = params.named_arrays();
             check_same_layout(&p, &g)?;
@@ -237,6 +252,13 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
         }
         self.steps += 1;
         Ok(())
+    }
+
+    /// Whether [`Optimizer::step`] refuses gradients that hold NaN or ±∞ (default: `true`). With
+    /// `false` it steps anyway, as `torch.optim` does, and the weights it touches become
+    /// non-finite.
+    pub fn set_check_finite(&mut self, check: bool) {
+        self.check_finite = check;
     }
 
     fn check_layout(&self, p: &[(String, ArrayViewD<'_, F>)]) -> Result<()> {
