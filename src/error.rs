@@ -64,6 +64,15 @@ pub enum Error {
     Mismatch(String),
     /// A gradient or loss is NaN or infinite where a finite value is required.
     NonFinite(String),
+    /// A buffer whose size comes from a configuration or a file cannot be allocated: its size
+    /// exceeds the address space, or the system refused the memory. Returned instead of aborting
+    /// the process, as Rust's collections would.
+    OutOfMemory {
+        /// What was to be allocated (`"weight_ih_l3"`, `"layers"`, `"Lstm parameters"`, ...).
+        what: String,
+        /// The bytes asked for (saturating at `u128::MAX` when even that overflows).
+        bytes: u128,
+    },
     /// Reading or writing a file failed. The operating system's error is the
     /// [`source()`](std::error::Error::source); [`Error::io_kind`] gives its kind.
     Io {
@@ -232,6 +241,9 @@ impl PartialEq for Error {
             (E::InvalidConfig(a), E::InvalidConfig(b))
             | (E::Mismatch(a), E::Mismatch(b))
             | (E::NonFinite(a), E::NonFinite(b)) => a == b,
+            (E::OutOfMemory { what, bytes }, E::OutOfMemory { what: w, bytes: b }) => {
+                what == w && bytes == b
+            }
             (E::Io { path, source }, E::Io { path: p, source: s }) => {
                 path == p && source.kind() == s.kind() && source.to_string() == s.to_string()
             }
@@ -259,6 +271,18 @@ impl fmt::Display for Error {
             Error::InvalidConfig(msg) => write!(f, "invalid configuration: {msg}"),
             Error::Mismatch(msg) => write!(f, "mismatch: {msg}"),
             Error::NonFinite(msg) => write!(f, "non-finite value: {msg}"),
+            Error::OutOfMemory { what, bytes } => {
+                write!(f, "cannot allocate {what}: ")?;
+                if *bytes == u128::MAX {
+                    f.write_str("its size in bytes overflows")
+                } else {
+                    write!(
+                        f,
+                        "{bytes} bytes ({:.3} GiB) were asked for and could not be had",
+                        *bytes as f64 / (1u64 << 30) as f64
+                    )
+                }
+            }
             Error::Io { path, source } => write!(f, "{path}: {}", **source),
             Error::WeightFile { path, key, problem } => {
                 f.write_str("weight file: ")?;

@@ -87,6 +87,7 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+mod alloc;
 pub mod batch;
 pub mod cell;
 mod check;

@@ -1,11 +1,13 @@
 //! [`Linear`]: the dense output head `y = x Wᵀ + b` (`torch.nn.Linear`).
 
 use ndarray::{
-    Array, Array1, Array2, ArrayView, ArrayViewD, ArrayViewMutD, Axis, Dimension, IxDyn, Zip,
+    Array, Array1, Array2, ArrayView, ArrayViewD, ArrayViewMutD, Axis, Dimension, Ix1, Ix2, IxDyn,
+    Zip,
 };
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
+use crate::alloc::try_array;
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
 use crate::gemm::gemm;
@@ -57,7 +59,8 @@ impl<F: Float> Linear<F> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] if a size is zero.
+    /// [`Error::InvalidConfig`] if a size is zero; [`Error::OutOfMemory`] if the weights cannot be
+    /// allocated.
     pub fn new<R: Rng + ?Sized>(
         in_features: usize,
         out_features: usize,
@@ -70,7 +73,7 @@ impl<F: Float> Linear<F> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] if a size is zero.
+    /// As [`Linear::new`].
     pub fn with_bias<R: Rng + ?Sized>(
         in_features: usize,
         out_features: usize,
@@ -83,16 +86,21 @@ impl<F: Float> Linear<F> {
                  {out_features}"
             )));
         }
-        if crate::cell::checked_size(&[in_features, out_features]).is_none() {
-            return Err(Error::InvalidConfig(format!(
-                "in_features = {in_features} × out_features = {out_features} is too large to allocate"
-            )));
-        }
+        let what = format!("a Linear({in_features}, {out_features})");
+        crate::alloc::probe(
+            crate::alloc::bytes_of::<F>(&[out_features, in_features])
+                .saturating_add(crate::alloc::bytes_of::<F>(&[out_features])),
+            &what,
+        )?;
         let k = 1.0 / (in_features as f64).sqrt();
         let dist = Uniform::new_inclusive(F::from_f64(-k), F::from_f64(k))
             .map_err(|e| Error::InvalidConfig(format!("uniform(-{k}, {k}): {e}")))?;
-        let weight = Array2::from_shape_simple_fn((out_features, in_features), || dist.sample(rng));
-        let bias = bias.then(|| Array1::from_shape_simple_fn(out_features, || dist.sample(rng)));
+        let mut draw = || dist.sample(rng);
+        let weight = try_array(Ix2(out_features, in_features), &what, &mut draw)?;
+        let bias = match bias {
+            true => Some(try_array(Ix1(out_features), &what, &mut draw)?),
+            false => None,
+        };
         Ok(Self { weight, bias })
     }
 

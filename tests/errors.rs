@@ -381,15 +381,49 @@ fn more_documented_errors() {
     assert!(opt.set_learning_rate(f64::NAN).is_err());
 }
 
+/// Sizes no machine can hold are `OutOfMemory` errors naming what and how much, never an abort
+/// or a `capacity overflow` panic: counts that overflow, memory the system refuses, and a whole
+/// network checked before any layer is drawn.
 #[test]
 fn sizes_too_large_to_allocate() {
+    let oom = |e: &Error| matches!(e, Error::OutOfMemory { .. });
     let (e, m) = msg(LstmCell::<f32>::new(1, 1 << 62, &mut rng(0)));
     assert!(
-        matches!(e, Error::InvalidConfig(_)) && m.contains("too large"),
+        oom(&e) && m.contains("weight_hh") && m.contains("overflows"),
         "{m}"
     );
-    let (e, _) = msg(Linear::<f32>::new(1 << 40, 1 << 40, &mut rng(0)));
-    assert!(matches!(e, Error::InvalidConfig(_)));
+    let (e, m) = msg(Linear::<f32>::new(1 << 40, 1 << 40, &mut rng(0)));
+    assert!(
+        oom(&e) && m.contains("Linear(1099511627776, 1099511627776)"),
+        "{m}"
+    );
+    // 2^62 weights of 4 bytes: a count that fits, bytes that do not.
+    let (e, m) = msg(Linear::<f32>::new(1 << 31, 1 << 31, &mut rng(0)));
+    assert!(oom(&e), "{m}");
+    // 16 TiB of weights: representable, refused by the system.
+    let (e, m) = msg(Lstm::<f32>::new(
+        StackConfig::new(1 << 20, 1 << 20),
+        &mut rng(0),
+    ));
+    assert!(
+        matches!(e, Error::OutOfMemory { bytes, .. } if bytes > 1 << 44)
+            && m.contains("1-layer network with input_size = 1048576, hidden_size = 1048576"),
+        "{m}"
+    );
+    // 10^9 tiny layers: each fits, the network does not.
+    let config = StackConfig::new(1, 1).with_num_layers(1_000_000_000);
+    let (e, m) = msg(Gru::<f32>::new(config, &mut rng(0)));
+    assert!(oom(&e) && m.contains("1000000000-layer"), "{m}");
+    let config = StackConfig::new(1, 1)
+        .with_num_layers(usize::MAX)
+        .with_bidirectional(true);
+    let (e, m) = msg(Rnn::<f64>::new(config, &mut rng(0)));
+    assert!(oom(&e), "{m}");
+    // A cell made from a single huge size.
+    let (e, m) = msg(GruCell::<f64>::new(usize::MAX, 3, &mut rng(0)));
+    assert!(oom(&e), "{m}");
+    // Sizes that fit still build.
+    Lstm::<f32>::new(StackConfig::new(3, 4).with_num_layers(3), &mut rng(0)).unwrap();
 }
 
 #[test]

@@ -344,9 +344,11 @@ fn new_optimizers_first_steps_by_hand() {
     assert!((p.weight()[(0, 0)] + 0.01 * 2.0 / (1.0 + 1e-8)).abs() < 1e-15);
 
     // Adagrad, lr 1, lr_decay 1: step 1 s = 4 → p −= 1 · 2 / 2; step 2 s = 8, clr = 1/2.
+    // eps = 1e-300 vanishes next to √s in f64, so this is the exact arithmetic of eps = 0 (which
+    // is refused: a zero gradient would make the step 0 / 0).
     let mut opt = AdagradConfig::new(1.0)
         .with_lr_decay(1.0)
-        .with_eps(0.0)
+        .with_eps(1e-300)
         .build()
         .unwrap();
     let mut p = param(arr2(&[[0.0]]));
@@ -987,10 +989,95 @@ fn non_finite_gradients_and_zero_eps_are_refused() {
             .with_eps(0.0)
             .build()
             .map(|_| ()),
+        RmsPropConfig::<f64>::new(0.01)
+            .with_eps(0.0)
+            .build()
+            .map(|_| ()),
+        AdagradConfig::<f64>::new(0.01)
+            .with_eps(0.0)
+            .build()
+            .map(|_| ()),
     ] {
         let e = e.unwrap_err();
         assert!(e.to_string().contains("eps must be > 0"), "{e}");
     }
+    // Adagrad's sum cannot be 0 when it starts above 0: eps = 0 is safe then.
+    AdagradConfig::<f64>::new(0.01)
+        .with_eps(0.0)
+        .with_initial_accumulator_value(0.1)
+        .build()
+        .unwrap();
+}
+
+/// A loaded optimizer state is checked before it is used: a NaN or infinite moment is
+/// `NonFinite`, a negative sum or average of squares (whose square root the step takes) is a
+/// `Mismatch` naming the array, entry and index; the optimizer is unchanged after either.
+#[test]
+fn corrupt_loaded_optimizer_state_is_refused() {
+    check_corrupt_state("adam", "exp_avg_sq", "exp_avg", || {
+        AdamConfig::new(0.01).build().unwrap()
+    });
+    check_corrupt_state("amsgrad", "max_exp_avg_sq", "exp_avg", || {
+        AdamConfig::new(0.01).with_amsgrad(true).build().unwrap()
+    });
+    check_corrupt_state("adamw", "exp_avg_sq", "exp_avg", || {
+        AdamWConfig::new(0.01).build().unwrap()
+    });
+    check_corrupt_state("rmsprop", "square_avg", "momentum_buffer", || {
+        RmsPropConfig::new(0.01).with_momentum(0.9).build().unwrap()
+    });
+    check_corrupt_state("adagrad", "sum", "", || {
+        AdagradConfig::new(0.01).build().unwrap()
+    });
+    check_corrupt_state("sgd", "", "momentum_buffer", || {
+        SgdConfig::new(0.01).with_momentum(0.9).build().unwrap()
+    });
+}
+
+/// Steps an optimizer from `build` once, then loads its state into a fresh one with `squares`
+/// (an entry that must be ≥ 0, or "") made negative and with `squares` and `other` made NaN / −∞.
+fn check_corrupt_state<R: UpdateRule<f64>>(
+    which: &str,
+    squares: &str,
+    other: &str,
+    build: impl Fn() -> Optimizer<f64, R>,
+) {
+    let g = random_grads::<f64>(1, 4);
+    let mut m = model::<f64>(3);
+    let mut opt = build();
+    opt.step(&mut m, &g[0]).unwrap();
+    let good = opt.state();
+    let name = good.slots[1].0.clone();
+    let corrupt = |entry: &str, value: f64| {
+        let mut s = good.clone();
+        let slot = &mut s.slots[1].1;
+        let a = &mut slot.arrays.iter_mut().find(|(n, _)| n == entry).unwrap().1;
+        a.as_slice_mut().unwrap()[1] = value;
+        s
+    };
+    let mut fresh = build();
+    fresh.load_state(&m, &good).unwrap();
+    if !squares.is_empty() {
+        let e = fresh.load_state(&m, &corrupt(squares, -1e-3)).unwrap_err();
+        assert!(
+            matches!(&e, Error::Mismatch(msg)
+                if msg.contains(&format!("array `{name}`: saved `{squares}` holds -0.001 at index"))
+                    && msg.contains("never negative")),
+            "{which}: {e}"
+        );
+    }
+    for entry in [squares, other].into_iter().filter(|e| !e.is_empty()) {
+        for bad in [f64::NAN, f64::NEG_INFINITY] {
+            let e = fresh.load_state(&m, &corrupt(entry, bad)).unwrap_err();
+            assert!(
+                matches!(&e, Error::NonFinite(msg)
+                    if msg.contains(&format!("array `{name}`: saved `{entry}` holds"))),
+                "{which} {entry}: {e}"
+            );
+        }
+    }
+    // The refused loads changed nothing: it still holds `good`.
+    assert_eq!(fresh.state(), good, "{which}");
 }
 
 /// A parameter count in the metadata is never trusted for an allocation: `num_params` of 10¹² or

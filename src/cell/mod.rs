@@ -26,7 +26,6 @@ pub use engine::{Schedule, SequenceTape, StepCache};
 pub use gru::GruCell;
 pub use lstm::{LstmCell, LstmState};
 pub use rnn::RnnCell;
-pub(crate) use weights::checked_size;
 pub use weights::CellWeights;
 
 use std::fmt::Debug;

@@ -1,9 +1,10 @@
 //! PyTorch's parameter layout shared by every cell, and the matrix products of the fast path.
 
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMutD, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMutD, Axis, Ix1, Ix2};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
+use crate::alloc::{self, bytes_of, out_of_memory, try_array};
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
 use crate::gemm::{gemm, Prepared};
@@ -65,7 +66,8 @@ impl<F: Float> CellWeights<F> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] if a size is zero.
+    /// [`Error::InvalidConfig`] if a size is zero; [`Error::OutOfMemory`] if the weights cannot
+    /// be allocated.
     pub fn init<R: Rng + ?Sized>(
         gates: usize,
         input_size: usize,
@@ -79,23 +81,28 @@ impl<F: Float> CellWeights<F> {
                  hidden_size = {hidden_size}"
             )));
         }
-        let gh = checked_size(&[gates, hidden_size, input_size.max(hidden_size)])
-            .map(|_| gates * hidden_size)
-            .ok_or_else(|| {
-                Error::InvalidConfig(format!(
-                    "input_size = {input_size} and hidden_size = {hidden_size} are too large to \
-                     allocate"
-                ))
-            })?;
+        let what = |name: &str| format!("{name} ({gates}·{hidden_size} rows)");
+        let gh = gates
+            .checked_mul(hidden_size)
+            .ok_or_else(|| out_of_memory(what("weight_hh"), u128::MAX))?;
+        let biases = if bias { 2 } else { 0 };
+        alloc::probe(
+            bytes_of::<F>(&[gh, input_size])
+                .saturating_add(bytes_of::<F>(&[gh, hidden_size]))
+                .saturating_add(bytes_of::<F>(&[gh, biases])),
+            &format!(
+                "the weights of a cell with input_size = {input_size}, hidden_size = {hidden_size}"
+            ),
+        )?;
         let k = 1.0 / (hidden_size as f64).sqrt();
         let dist = Uniform::new_inclusive(F::from_f64(-k), F::from_f64(k))
             .map_err(|e| Error::InvalidConfig(format!("uniform(-{k}, {k}): {e}")))?;
-        let mut draw2 = |r, c| Array2::from_shape_simple_fn((r, c), || dist.sample(rng));
-        let weight_ih = draw2(gh, input_size);
-        let weight_hh = draw2(gh, hidden_size);
+        let mut draw = || dist.sample(rng);
+        let weight_ih = try_array(Ix2(gh, input_size), &what("weight_ih"), &mut draw)?;
+        let weight_hh = try_array(Ix2(gh, hidden_size), &what("weight_hh"), &mut draw)?;
         let (bias_ih, bias_hh) = if bias {
-            let b_ih = Array1::from_shape_simple_fn(gh, || dist.sample(rng));
-            let b_hh = Array1::from_shape_simple_fn(gh, || dist.sample(rng));
+            let b_ih = try_array(Ix1(gh), &what("bias_ih"), &mut draw)?;
+            let b_hh = try_array(Ix1(gh), &what("bias_hh"), &mut draw)?;
             (Some(b_ih), Some(b_hh))
         } else {
             (None, None)
@@ -345,11 +352,4 @@ fn add_row_sums<F: Float>(d: ArrayView2<'_, F>, out: &mut Array1<F>) {
         }
         None => *out += &d.sum_axis(Axis(0)),
     }
-}
-
-/// `Some(product)` if the product of `dims` fits in `isize` (ndarray's limit on element counts).
-pub(crate) fn checked_size(dims: &[usize]) -> Option<usize> {
-    dims.iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .filter(|&n| n <= isize::MAX as usize)
 }

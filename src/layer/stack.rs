@@ -6,6 +6,7 @@ use rand::{Rng, RngExt};
 
 use super::tape::StackTape;
 use super::unit::{backward_methods, unstack_or_zeros, MergeMode, Recorded, Unit};
+use crate::alloc::{self, bytes_of};
 use crate::cell::{Cell, CellInit, GruCell, LstmCell, Nonlinearity, RnnCell, Stacked, State};
 use crate::check;
 use crate::config::StackConfig;
@@ -116,14 +117,35 @@ impl<C> RecurrentStack<C> {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] if a size or `num_layers` is zero, `dropout` is not in `[0, 1]`,
-    /// or a nonlinearity other than tanh is asked of an LSTM or GRU.
+    /// or a nonlinearity other than tanh is asked of an LSTM or GRU; [`Error::OutOfMemory`] if
+    /// the network's parameters cannot be allocated (checked for the whole network before any is
+    /// drawn).
     pub fn new<F: Float, R: Rng + ?Sized>(config: StackConfig, rng: &mut R) -> Result<Self>
     where
         C: CellInit<F>,
     {
         config.validate()?;
         let d = config.num_directions();
-        let mut layers = Vec::with_capacity(config.num_layers);
+        // Everything the network will hold, checked at once before anything is drawn: a
+        // `num_layers` of 10^9 is refused here instead of being built until memory runs out.
+        let (i, h, l) = (
+            config.input_size as u128,
+            config.hidden_size as u128,
+            config.num_layers,
+        );
+        let biases = if config.bias { 2 } else { 0 };
+        // Bytes per column of one layer's weights (all directions), then its columns.
+        let per_column = bytes_of::<F>(&[d, C::GATES, config.hidden_size]);
+        let first = per_column.saturating_mul(i + h + biases);
+        let inner = per_column.saturating_mul(d as u128 * h + h + biases);
+        let structs = (std::mem::size_of::<Unit<C>>() + d * std::mem::size_of::<C>()) as u128;
+        alloc::probe(
+            first
+                .saturating_add(inner.saturating_mul(l as u128 - 1))
+                .saturating_add(structs.saturating_mul(l as u128)),
+            &format!("a {l}-layer network with input_size = {i}, hidden_size = {h}"),
+        )?;
+        let mut layers = alloc::try_with_capacity(l, "the layers")?;
         for l in 0..config.num_layers {
             let input = if l == 0 {
                 config.input_size
@@ -158,11 +180,11 @@ impl<C> RecurrentStack<C> {
     {
         config.validate()?;
         let d = config.num_directions();
-        if cells.len() != config.num_layers * d {
+        if config.num_layers.checked_mul(d) != Some(cells.len()) {
             return Err(Error::InvalidConfig(format!(
                 "{} layers × {d} directions need {} cells, got {}",
                 config.num_layers,
-                config.num_layers * d,
+                config.num_layers as u128 * d as u128,
                 cells.len()
             )));
         }

@@ -70,13 +70,22 @@ impl<F: Float> AdagradConfig<F> {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if `lr`, `lr_decay`,
-    /// `weight_decay`, `initial_accumulator_value` or `eps` is negative or not finite.
+    /// `weight_decay`, `initial_accumulator_value` or `eps` is negative or not finite, or if
+    /// both `eps` and `initial_accumulator_value` are 0 (PyTorch accepts it, but a zero gradient
+    /// then makes the step `0 / 0`, NaN in every weight).
     pub fn build(self) -> Result<Optimizer<F, Adagrad<F>>> {
         check_non_negative("lr", self.lr)?;
         check_non_negative("lr_decay", self.lr_decay)?;
         check_non_negative("weight_decay", self.weight_decay)?;
         check_non_negative("initial_accumulator_value", self.initial_accumulator_value)?;
         check_non_negative("eps", self.eps)?;
+        if self.eps <= F::zero() && self.initial_accumulator_value <= F::zero() {
+            return Err(crate::Error::InvalidConfig(
+                "eps must be > 0 when initial_accumulator_value is 0: a zero gradient would \
+                 make the step 0 / 0 (NaN in every weight); PyTorch's default eps is 1e-10"
+                    .to_string(),
+            ));
+        }
         Ok(Optimizer::new(Adagrad { config: self }))
     }
 }
@@ -169,7 +178,7 @@ impl<F: Float> UpdateRule<F> for Adagrad<F> {
     ) -> Result<AdagradSlot<F>> {
         Ok(AdagradSlot {
             step: state.take_count("step")?,
-            sum: state.take_array("sum", param.shape())?,
+            sum: state.take_squares_array("sum", param.shape())?,
         })
     }
 }

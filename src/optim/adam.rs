@@ -197,9 +197,9 @@ impl<F: Float> AdamSlot<F> {
         Ok(AdamSlot {
             step: state.take_count("step")?,
             exp_avg: state.take_array("exp_avg", shape)?,
-            exp_avg_sq: state.take_array("exp_avg_sq", shape)?,
+            exp_avg_sq: state.take_squares_array("exp_avg_sq", shape)?,
             max_exp_avg_sq: if amsgrad {
-                Some(state.take_array("max_exp_avg_sq", shape)?)
+                Some(state.take_squares_array("max_exp_avg_sq", shape)?)
             } else {
                 None
             },

@@ -333,8 +333,10 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
     /// [`Error::Mismatch`] if the state was written by another rule, lists other array names or
     /// another number of arrays than `params`, has an array of the wrong shape, lacks an entry
     /// this rule needs (e.g. AMSGrad's `max_exp_avg_sq`) or has one it does not use;
-    /// [`Error::InvalidConfig`] if the saved learning rate is negative or not finite. The
-    /// optimizer is unchanged then.
+    /// [`Error::InvalidConfig`] if the saved learning rate is negative or not finite;
+    /// [`Error::NonFinite`] if a saved array holds a NaN or an infinity, [`Error::Mismatch`] if a
+    /// saved sum or average of squares (`exp_avg_sq`, `square_avg`, `sum`) holds a negative
+    /// value. The optimizer is unchanged then.
     pub fn load_state<P: Params<F>>(
         &mut self,
         params: &P,
@@ -385,6 +387,7 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
                 .import_slot(a.view(), &mut saved)
                 .map_err(|e| match e {
                     Error::Mismatch(m) => Error::Mismatch(format!("array `{name}`: {m}")),
+                    Error::NonFinite(m) => Error::NonFinite(format!("array `{name}`: {m}")),
                     e => e,
                 })?;
             if !saved.is_empty() {

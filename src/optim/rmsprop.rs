@@ -71,13 +71,21 @@ impl<F: Float> RmsPropConfig<F> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if `lr`, `eps`, `weight_decay` or
-    /// `momentum` is negative or not finite, or `alpha` is outside `[0, 1)`. (PyTorch accepts
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if `lr`, `weight_decay` or
+    /// `momentum` is negative or not finite, `eps` is not positive and finite (PyTorch accepts
+    /// `eps = 0`, but then a zero gradient makes the step `0 / 0`), or `alpha` is outside `[0, 1)`. (PyTorch accepts
     /// any `alpha >= 0`, but with `alpha >= 1` the average never learns the gradients' scale.)
     pub fn build(self) -> Result<Optimizer<F, RmsProp<F>>> {
         check_non_negative("lr", self.lr)?;
         check_unit_interval("alpha", self.alpha)?;
         check_non_negative("eps", self.eps)?;
+        if self.eps <= F::zero() {
+            return Err(crate::Error::InvalidConfig(
+                "eps must be > 0: with eps = 0 a zero gradient makes the step 0 / 0 (NaN in every \
+                 weight); PyTorch's default is 1e-8"
+                    .to_string(),
+            ));
+        }
         check_non_negative("weight_decay", self.weight_decay)?;
         check_non_negative("momentum", self.momentum)?;
         Ok(Optimizer::new(RmsProp { config: self }))
@@ -220,7 +228,7 @@ impl<F: Float> UpdateRule<F> for RmsProp<F> {
         let shape = param.shape();
         Ok(RmsPropSlot {
             step: state.take_count("step")?,
-            square_avg: state.take_array("square_avg", shape)?,
+            square_avg: state.take_squares_array("square_avg", shape)?,
             momentum_buffer: if self.config.momentum > F::zero() {
                 Some(state.take_array("momentum_buffer", shape)?)
             } else {

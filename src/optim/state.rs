@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::{ArrayD, ArrayViewD};
+use ndarray::{ArrayD, ArrayViewD, Dimension};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -80,7 +80,8 @@ impl<F: Float> SlotState<F> {
     ///
     /// # Errors
     ///
-    /// [`Error::Mismatch`] if the array is there but not shaped `shape`.
+    /// [`Error::Mismatch`] if the array is there but not shaped `shape`; [`Error::NonFinite`] if
+    /// it holds a NaN or an infinity (a step from it would write non-finite weights).
     pub fn take_optional_array(
         &mut self,
         name: &str,
@@ -89,20 +90,47 @@ impl<F: Float> SlotState<F> {
         let Some(k) = self.arrays.iter().position(|(n, _)| n == name) else {
             return Ok(None);
         };
-        let got = self.arrays[k].1.shape();
-        if got != shape {
+        let a = &self.arrays[k].1;
+        if a.shape() != shape {
             return Err(Error::Mismatch(format!(
-                "saved `{name}` has shape {got:?}, the parameter has shape {shape:?}"
+                "saved `{name}` has shape {:?}, the parameter has shape {shape:?}",
+                a.shape()
+            )));
+        }
+        if let Some((index, v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFinite(format!(
+                "saved `{name}` holds {v:?} at index {:?}",
+                index.slice()
             )));
         }
         Ok(Some(self.arrays.remove(k).1))
+    }
+
+    /// Like [`SlotState::take_array`], for a running sum or average of squares
+    /// (`exp_avg_sq`, `square_avg`, Adagrad's `sum`), which is also checked to be non-negative:
+    /// a negative one would put a NaN (the square root of a negative) into the weights.
+    ///
+    /// # Errors
+    ///
+    /// As [`SlotState::take_array`]; [`Error::Mismatch`] if a value is negative.
+    pub fn take_squares_array(&mut self, name: &str, shape: &[usize]) -> Result<ArrayD<F>> {
+        let a = self.take_array(name, shape)?;
+        if let Some((index, v)) = a.indexed_iter().find(|(_, v)| **v < F::zero()) {
+            return Err(Error::Mismatch(format!(
+                "saved `{name}` holds {v:?} at index {:?}; it accumulates squares and is never \
+                 negative (a corrupt or hand-made state)",
+                index.slice()
+            )));
+        }
+        Ok(a)
     }
 
     /// Removes and returns the array `name` after checking its shape.
     ///
     /// # Errors
     ///
-    /// [`Error::Mismatch`] if there is no array `name` or it is not shaped `shape`.
+    /// [`Error::Mismatch`] if there is no array `name` or it is not shaped `shape`;
+    /// [`Error::NonFinite`] if it holds a NaN or an infinity.
     pub fn take_array(&mut self, name: &str, shape: &[usize]) -> Result<ArrayD<F>> {
         self.take_optional_array(name, shape)?.ok_or_else(|| {
             Error::Mismatch(format!(
