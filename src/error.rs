@@ -126,8 +126,8 @@ pub enum WeightFileProblem {
     },
     /// The tensor `key` that the model needs is not in the file.
     Missing,
-    /// The tensor `key` is in the file but holds integers, booleans or another type that is not a
-    /// float (`F16`, `BF16`, `F32`, `F64`).
+    /// The tensor `key` is in the file but stored as another type than `F16`, `BF16`, `F32` or
+    /// `F64`: integers, booleans, 8-bit floats.
     NotFloat,
     /// The file holds the tensor `key`, under the prefix, for which the model has no parameter.
     Unexpected {
@@ -309,7 +309,8 @@ fn weight_file_message(
         P::Missing => write!(f, "missing tensor `{k}` in {path}"),
         P::NotFloat => write!(
             f,
-            "tensor `{k}` in {path} is not a float tensor (F16, BF16, F32 or F64 expected)"
+            "tensor `{k}` in {path} is not stored as F16, BF16, F32 or F64 (integer, boolean and \
+             8-bit float tensors are not read as weights)"
         ),
         P::Unexpected { inferred: None } => write!(
             f,

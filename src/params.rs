@@ -34,7 +34,9 @@ pub trait Params<F: Float>: Clone {
     /// Every array with its name, in a fixed order.
     fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)>;
 
-    /// Every array, mutable, in the same order as [`Params::named_arrays`].
+    /// Every array, mutable, in the same order as [`Params::named_arrays`]. (Loading a weight
+    /// file or an optimizer's state checks this by the arrays' addresses and refuses an
+    /// implementation that breaks it with [`Error::Mismatch`], rather than swap weights.)
     fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>>;
 
     /// Every array, in order, without names.
@@ -167,6 +169,53 @@ pub(crate) fn check_fingerprint<F: Float, P: Params<F>>(params: &P, recorded: u6
                 .to_string(),
         ))
     }
+}
+
+/// Checks the contract of a (possibly hand-written) [`Params`] implementation: that
+/// [`Params::named_arrays`], [`Params::arrays`] and [`Params::arrays_mut`] list the same arrays in
+/// the same order, compared by address and shape. Loading a file or an optimizer's state by name
+/// and then writing through `arrays_mut` would otherwise put weights into the wrong arrays.
+///
+/// # Errors
+///
+/// [`Error::Mismatch`] naming the type and the first position where the lists differ.
+pub(crate) fn check_order<F: Float, P: Params<F>>(params: &mut P) -> Result<()> {
+    let named: Vec<(String, usize, Vec<usize>)> = params
+        .named_arrays()
+        .into_iter()
+        .map(|(n, a)| (n, a.as_ptr() as usize, a.shape().to_vec()))
+        .collect();
+    let plain: Vec<(usize, Vec<usize>)> = params
+        .arrays()
+        .iter()
+        .map(|a| (a.as_ptr() as usize, a.shape().to_vec()))
+        .collect();
+    let muts: Vec<(usize, Vec<usize>)> = params
+        .arrays_mut()
+        .iter()
+        .map(|a| (a.as_ptr() as usize, a.shape().to_vec()))
+        .collect();
+    let ty = std::any::type_name::<P>();
+    for (method, list) in [("arrays_mut", &muts), ("arrays", &plain)] {
+        if list.len() != named.len() {
+            return Err(Error::Mismatch(format!(
+                "the Params implementation of {ty} lists {} arrays in `named_arrays` but {} in \
+                 `{method}`",
+                named.len(),
+                list.len()
+            )));
+        }
+        for (i, ((name, addr, shape), (a, s))) in named.iter().zip(list.iter()).enumerate() {
+            if (addr, shape) != (a, s) {
+                return Err(Error::Mismatch(format!(
+                    "the Params implementation of {ty} lists arrays in different orders: position \
+                     {i} is `{name}` {shape:?} in `named_arrays` but another array {s:?} in \
+                     `{method}`, which must follow `named_arrays`' order"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn check_same_layout<F>(

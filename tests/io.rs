@@ -542,9 +542,7 @@ fn errors_have_structure() {
     );
 }
 
-/// Saving into a folder that does not exist fails cleanly and leaves nothing behind; saving over an
-/// existing file replaces it whole.
-/// A weight stored as integers or booleans is named as such, not reported as absent.
+/// A weight stored as integers, booleans or 8-bit floats is named as such, not reported as absent.
 #[test]
 fn non_float_weights_are_named() {
     let dir = tmp("non-float");
@@ -563,16 +561,26 @@ fn non_float_weights_are_named() {
             safetensors::Dtype::BOOL,
             "weight_hh_l0",
         ),
+        (
+            safetensors::Dtype::F8_E4M3,
+            safetensors::Dtype::F32,
+            "weight_ih_l0",
+        ),
     ] {
         let hh_bytes: &[u8] = if hh_dtype == safetensors::Dtype::BOOL {
             &mask
         } else {
             &hh
         };
+        let ih_shape = if ih_dtype == safetensors::Dtype::F8_E4M3 {
+            vec![2, 64]
+        } else {
+            vec![2, 8]
+        };
         let tensors = vec![
             (
                 "weight_ih_l0",
-                safetensors::tensor::TensorView::new(ih_dtype, vec![2, 8], &ih).unwrap(),
+                safetensors::tensor::TensorView::new(ih_dtype, ih_shape, &ih).unwrap(),
             ),
             (
                 "weight_hh_l0",
@@ -588,7 +596,11 @@ fn non_float_weights_are_named() {
         );
     }
     let e = Rnn::<f32>::load_safetensors(&path, "").unwrap_err();
-    assert!(e.to_string().contains("is not a float tensor"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("is not stored as F16, BF16, F32 or F64 (integer, boolean and 8-bit float"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -695,6 +707,8 @@ fn special_files_and_concurrent_saves() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Saving into a folder that does not exist fails cleanly and leaves nothing behind; saving over an
+/// existing file replaces it whole.
 #[test]
 fn saving_is_atomic() {
     let dir = tmp("atomic");
@@ -709,4 +723,117 @@ fn saving_is_atomic() {
     lstm.save_safetensors(&path, "").unwrap();
     assert_eq!(Lstm::<f32>::load_safetensors(&path, "").unwrap(), lstm);
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+}
+
+/// Two arrays of the same shape, with a hand-written `Params` whose `arrays_mut` order may differ
+/// from `named_arrays` (the contract the trait states and a hand-written impl can break).
+#[derive(Clone, Debug, PartialEq)]
+struct TwoArrays {
+    a: ArrayD<f64>,
+    b: ArrayD<f64>,
+    swapped: bool,
+}
+
+impl recurrent::Params<f64> for TwoArrays {
+    fn named_arrays(&self) -> Vec<(String, ndarray::ArrayViewD<'_, f64>)> {
+        vec![("a".into(), self.a.view()), ("b".into(), self.b.view())]
+    }
+    fn arrays_mut(&mut self) -> Vec<ndarray::ArrayViewMutD<'_, f64>> {
+        if self.swapped {
+            vec![self.b.view_mut(), self.a.view_mut()]
+        } else {
+            vec![self.a.view_mut(), self.b.view_mut()]
+        }
+    }
+}
+
+/// A `Params` implementation whose `arrays_mut` order differs from `named_arrays` cannot swap
+/// weights silently: loading refuses it (model unchanged), and so does an optimizer's first step;
+/// the consistent implementation loads and steps.
+#[test]
+fn params_order_is_checked_on_load_and_step() {
+    let dir = tmp("params_order");
+    let path = dir.join("two.safetensors");
+    let file = TwoArrays {
+        a: ArrayD::from_elem(IxDyn(&[2, 2]), 1.0),
+        b: ArrayD::from_elem(IxDyn(&[2, 2]), 2.0),
+        swapped: false,
+    };
+    io::save(&file, &path, "").unwrap();
+    for swapped in [false, true] {
+        let mut m = TwoArrays {
+            a: ArrayD::zeros(IxDyn(&[2, 2])),
+            b: ArrayD::zeros(IxDyn(&[2, 2])),
+            swapped,
+        };
+        let before = m.clone();
+        let loaded = io::load(&mut m, &path, "");
+        let mut opt = recurrent::optim::SgdConfig::new(0.1).build().unwrap();
+        let grads = m.clone();
+        let stepped = opt.step(&mut m, &grads);
+        if swapped {
+            let e = loaded.unwrap_err();
+            assert!(
+                matches!(&e, Error::Mismatch(msg) if msg.contains("TwoArrays")
+                    && msg.contains("position 0 is `a` [2, 2]")
+                    && msg.contains("`arrays_mut`")),
+                "{e}"
+            );
+            assert_eq!(m, before);
+            assert!(matches!(stepped, Err(Error::Mismatch(_))), "{stepped:?}");
+            assert_eq!(m, before);
+        } else {
+            loaded.unwrap();
+            stepped.unwrap();
+            assert_eq!(m.a, file.a.mapv(|v| v - 0.1 * v));
+            assert_eq!(m.b, file.b.mapv(|v| v - 0.1 * v));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A temporary file left by a save whose process was killed before renaming is deleted by the next
+/// save to the same path, once its process has exited and it is a minute old; a fresh one, or one
+/// of a process still running, is left alone (a save in progress). Linux only (`/proc`).
+#[test]
+fn stale_temporary_files_are_cleaned_up() {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let dir = tmp("stale-temporaries");
+    let path = dir.join("lstm.safetensors");
+    let dead = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let mut alive = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let temp = |pid: u32, n: u32, old: bool| {
+        let p = dir.join(format!(".lstm.safetensors.tmp-{pid}-{n}"));
+        let f = std::fs::File::create(&p).unwrap();
+        if old {
+            f.set_modified(hour_ago).unwrap();
+        }
+        p
+    };
+    let stale = temp(dead, 0, true);
+    let fresh = temp(dead, 1, false);
+    let running = temp(alive.id(), 2, true);
+    let other_file = dir.join(format!(".other.safetensors.tmp-{dead}-0"));
+    std::fs::File::create(&other_file)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let lstm = Lstm::<f32>::new(StackConfig::new(2, 2), &mut rng(1)).unwrap();
+    lstm.save_safetensors(&path, "").unwrap();
+    assert!(!stale.exists(), "the stale temporary file is deleted");
+    assert!(fresh.exists() && running.exists() && other_file.exists());
+    alive.kill().unwrap();
+    alive.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -168,6 +168,14 @@ pub fn read<F: Float>(path: impl AsRef<Path>) -> Result<TensorFile<F>> {
 /// Writes named arrays to a safetensors file atomically (temporary file, then rename), in `F`'s own
 /// dtype (`F32` or `F64`).
 ///
+/// The file at `path` is either the old one or the new one, never a part: the bytes go to a
+/// temporary file `.{name}.tmp-{pid}-{n}` beside it, which is synced and renamed over `path`.
+/// A symlink is written through (its target is replaced, the link stays); a directory or device
+/// at `path` is refused. If the process is killed between writing and renaming, the temporary
+/// file stays; the next successful save to `path` deletes it (on Linux, once its process has
+/// exited and it is a minute old). Every save of the crate (layers, [`save`], checkpoints) goes
+/// through here.
+///
 /// # Errors
 ///
 /// [`Error::Io`] if the file cannot be written; [`Error::WeightFile`] if two arrays share a name.
@@ -265,7 +273,8 @@ pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
 /// saving to the same path do not disturb each other (the last rename wins). A symlink is written
 /// through: its target is replaced and the link stays. A path that exists and is not a regular
 /// file (a directory, a device) is refused. A crash between writing and renaming can leave a
-/// `.{name}.tmp-…` file beside `path`; it is never read and can be deleted.
+/// `.{name}.tmp-…` file beside `path`; it is never read, and the next successful save to `path`
+/// deletes it (see [`remove_stale_temporaries`]).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     // A symlink (possibly dangling) is followed to the file it names.
@@ -313,7 +322,56 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(Error::io(path, e));
     }
+    remove_stale_temporaries(path, &file_name);
     Ok(())
+}
+
+/// Deletes the temporary files that earlier saves to `path` left when their process was killed
+/// between writing and renaming (`.{name}.tmp-{pid}-{n}`): only those whose process no longer
+/// exists (Linux: no `/proc/{pid}`) and which were last written more than a minute ago, so that a
+/// save in progress is never touched. Elsewhere, or on any error, nothing is deleted.
+fn remove_stale_temporaries(path: &Path, file_name: &str) {
+    const MIN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Some(dir) = path.parent() else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{file_name}.tmp-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        if pid == std::process::id() || proc.join(pid.to_string()).exists() {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > MIN_AGE);
+        if old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Saves every array of `params` under `prefix + name` (PyTorch's `state_dict` keys for the
@@ -391,6 +449,7 @@ pub(crate) fn fill_from<F: Float, P: Params<F>>(
     model: &mut P,
     path: &Path,
 ) -> Result<()> {
+    crate::params::check_order(model)?;
     let mut wanted = Vec::new();
     for (name, a) in model.named_arrays() {
         let key = format!("{prefix}{name}");

@@ -82,7 +82,7 @@ use ndarray::{ArrayViewD, ArrayViewMutD};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::params::{check_same_layout, Params};
+use crate::params::{check_order, check_same_layout, Params};
 
 /// How one parameter array is updated from its gradient.
 ///
@@ -133,6 +133,8 @@ pub struct Optimizer<F: Float, R: UpdateRule<F>> {
     steps: u64,
     /// Refuse non-finite gradients (see [`Optimizer::set_check_finite`]).
     check_finite: bool,
+    /// Whether the model's `Params` order was checked (at the first step).
+    order_checked: bool,
 }
 
 impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
@@ -145,6 +147,7 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
             shapes: Vec::new(),
             steps: 0,
             check_finite: true,
+            order_checked: false,
         }
     }
 
@@ -230,6 +233,11 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
                     )));
                 }
             }
+        }
+        if !self.order_checked {
+            // Once per optimizer: the slots follow `named_arrays`, the update `arrays_mut`.
+            check_order(params)?;
+            self.order_checked = true;
         }
         {
             let p = params.named_arrays();
