@@ -17,6 +17,13 @@
 //! A file that cannot be used gives an [`Error::WeightFile`] whose `key` names the tensor and whose
 //! [`WeightFileProblem`] says what was wrong (missing, unexpected, misshaped, corrupt, …); a file
 //! that cannot be read or written gives an [`Error::Io`] keeping the operating system's error.
+//! No file, however crafted, makes a loader panic, abort or hang: every size in it is checked
+//! against the bytes it holds before anything is allocated, and only regular files are opened
+//! (this is fuzzed; see `docs/RELIABILITY.md` in the repository).
+//!
+//! Values are loaded as stored: a file holding NaN or ±∞ weights loads, as PyTorch's
+//! `load_state_dict` does, and the model then computes NaN. Check a model you did not make with
+//! [`Params::global_norm`] (not finite if any weight is not).
 //!
 //! # Examples
 //!
