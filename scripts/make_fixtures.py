@@ -39,6 +39,7 @@ Adding configurations
 from __future__ import annotations
 
 import argparse
+import itertools
 import dataclasses
 import json
 import struct
@@ -798,6 +799,41 @@ def make_mse_masked_fixture(out_dir: Path) -> Path:
     return write_fixture(out_dir, name, tensors, metadata)
 
 
+class DeriveModel(torch.nn.Module):
+    """The module the Rust test mirrors with `#[derive(Params)]`: an LSTM encoder, a list of
+    blocks and a head, whose `state_dict()` keys are `encoder.weight_ih_l0`, ...,
+    `blocks.0.weight`, `blocks.1.bias`, `head.weight`, `head.bias`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+        self.blocks = torch.nn.ModuleList([torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)])
+        self.head = torch.nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.encoder(x)
+        for block in self.blocks:
+            h = torch.tanh(block(h))
+        return self.head(h)
+
+
+def make_derive_model_fixture(out_dir: Path) -> List[Path]:
+    """`derive_model.safetensors`: the module's `state_dict()` exactly (float64), as a user saves
+    it; `derive_model_io.safetensors`: an input (T=5, B=2, 3) and the module's output."""
+    name = "derive_model"
+    torch.manual_seed(seed_for(name))
+    model = DeriveModel().double()
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        y = model(x)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    meta = {"torch_version": torch.__version__}
+    return [
+        write_fixture(out_dir, name, state, meta),
+        write_fixture(out_dir, "derive_model_io", {"input": x, "output": y}, meta),
+    ]
+
+
 # --------------------------------------------------------------------------- #
 # main
 # --------------------------------------------------------------------------- #
@@ -828,12 +864,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     jobs.append(lambda: make_cross_entropy_fixture(out_dir))
     jobs.append(lambda: make_cross_entropy_seq_fixture(out_dir))
     jobs.append(lambda: make_mse_masked_fixture(out_dir))
+    multi_jobs: List[Callable[[], List[Path]]] = [lambda: make_derive_model_fixture(out_dir)]
 
     print(f"torch {torch.__version__}; writing to {out_dir}")
     total = 0
     names = set()
-    for job in jobs:
-        path = job()
+    paths = (job() for job in jobs)
+    paths = itertools.chain(paths, (p for job in multi_jobs for p in job()))
+    for path in paths:
         assert path.name not in names, path.name
         names.add(path.name)
         size = path.stat().st_size

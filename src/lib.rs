@@ -114,6 +114,15 @@ pub use error::{Error, Result};
 pub use float::Float;
 pub use layer::{Bidirectional, Gru, Linear, Lstm, MergeMode, Recurrent, RecurrentStack, Rnn};
 pub use params::Params;
+/// `#[derive(Params)]`: see [`Params`](trait@Params) (feature `derive`, on by default).
+#[cfg(feature = "derive")]
+pub use recurrent_derive::Params;
+
+/// Paths the code of `#[derive(Params)]` names; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use ndarray::{ArrayViewD, ArrayViewMutD};
+}
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

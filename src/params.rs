@@ -15,6 +15,50 @@ use crate::float::Float;
 ///
 /// Names follow PyTorch's `state_dict()` keys (`weight_ih_l0`, `bias_hh_l0`, `weight`, `bias`).
 ///
+/// # Your own model: `#[derive(Params)]`
+///
+/// With the feature `derive` (on by default), `#[derive(Clone, Params)]` on a struct lists its
+/// fields' arrays in field order, each named by its field path — `encoder.weight_ih_l0`,
+/// `blocks.1.bias`, `head.weight` — which are exactly the `state_dict()` keys of a PyTorch
+/// `nn.Module` whose attributes have the same names, so [`io::load`](crate::io::load) reads
+/// that module's file strictly. Fields may be layers, tuples, `Vec`s (numbered as
+/// `nn.ModuleList`) and other derived structs; `#[params(skip)]` leaves a field out. The float
+/// type is the struct's `F: Float` parameter or the `f32`/`f64` its fields name
+/// (`#[params(float = f32)]` says it explicitly).
+///
+/// ```
+/// use rand::SeedableRng;
+/// use recurrent::{Float, Linear, Lstm, Params, StackConfig};
+///
+/// // class Model(nn.Module): encoder = nn.LSTM(3, 8); head = nn.Linear(8, 2)
+/// #[derive(Clone, Params)]
+/// struct Model<F: Float> {
+///     encoder: Lstm<F>,
+///     head: Linear<F>,
+///     #[params(skip)]
+///     epochs: usize,
+/// }
+///
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let model = Model::<f32> {
+///     encoder: Lstm::new(StackConfig::new(3, 8), &mut rng)?,
+///     head: Linear::new(8, 2, &mut rng)?,
+///     epochs: 0,
+/// };
+/// assert_eq!(
+///     model.names(),
+///     ["encoder.weight_ih_l0", "encoder.weight_hh_l0", "encoder.bias_ih_l0",
+///      "encoder.bias_hh_l0", "head.weight", "head.bias"]
+/// );
+/// let grads = model.zeros_like(); // a gradient buffer is a model of the same type
+/// # let _ = grads;
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+///
+/// A hand-written implementation must list the same arrays in the same order in
+/// [`named_arrays`](Params::named_arrays) and [`arrays_mut`](Params::arrays_mut); loading and
+/// optimizers check it.
+///
 /// # Examples
 ///
 /// ```
@@ -268,6 +312,25 @@ macro_rules! impl_params_tuple {
 impl_params_tuple!(0 A, 1 B);
 impl_params_tuple!(0 A, 1 B, 2 C);
 impl_params_tuple!(0 A, 1 B, 2 C, 3 D);
+
+/// A list of parts (PyTorch's `nn.ModuleList`): part `i`'s arrays are named `{i}.{name}`, so a
+/// field `blocks: Vec<Linear<F>>` of a `#[derive(Params)]` struct gives `blocks.0.weight`, ...
+impl<F: Float, T: Params<F>> Params<F> for Vec<T> {
+    fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
+        let mut out = Vec::new();
+        for (i, part) in self.iter().enumerate() {
+            out.extend(
+                part.named_arrays()
+                    .into_iter()
+                    .map(|(n, a)| (format!("{i}.{n}"), a)),
+            );
+        }
+        out
+    }
+    fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
+        self.iter_mut().flat_map(|part| part.arrays_mut()).collect()
+    }
+}
 
 #[cfg(test)]
 mod tests {
