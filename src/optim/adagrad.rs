@@ -2,7 +2,7 @@
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Zip};
 
-use super::{check_non_negative, Optimizer, SlotState, UpdateRule};
+use super::{check_non_negative, check_positive_eps, Optimizer, SlotState, UpdateRule};
 use crate::error::Result;
 use crate::float::Float;
 
@@ -78,13 +78,11 @@ impl<F: Float> AdagradConfig<F> {
         check_non_negative("lr_decay", self.lr_decay)?;
         check_non_negative("weight_decay", self.weight_decay)?;
         check_non_negative("initial_accumulator_value", self.initial_accumulator_value)?;
-        check_non_negative("eps", self.eps)?;
-        if self.eps <= F::zero() && self.initial_accumulator_value <= F::zero() {
-            return Err(crate::Error::InvalidConfig(
-                "eps must be > 0 when initial_accumulator_value is 0: a zero gradient would \
-                 make the step 0 / 0 (NaN in every weight); PyTorch's default eps is 1e-10"
-                    .to_string(),
-            ));
+        // A positive initial sum keeps the denominator above 0 even with eps = 0.
+        if self.initial_accumulator_value > F::zero() {
+            check_non_negative("eps", self.eps)?;
+        } else {
+            check_positive_eps(self.eps, "1e-10")?;
         }
         Ok(Optimizer::new(Adagrad { config: self }))
     }

@@ -428,6 +428,20 @@ pub(crate) fn check_non_negative<F: Float>(name: &str, v: F) -> Result<()> {
     }
 }
 
+/// `Err` unless `eps` is finite and > 0: with `eps = 0` a zero gradient (and a zero running
+/// average of squares) makes the step `0 / 0`, NaN in every weight. PyTorch accepts it.
+pub(crate) fn check_positive_eps<F: Float>(eps: F, default: &str) -> Result<()> {
+    check_non_negative("eps", eps)?;
+    if eps > F::zero() {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "eps must be > 0: with eps = 0 a zero gradient makes the step 0 / 0 (NaN in every \
+             weight); PyTorch's default is {default}"
+        )))
+    }
+}
+
 /// `Err` unless `0 <= v < 1`.
 pub(crate) fn check_unit_interval<F: Float>(name: &str, v: F) -> Result<()> {
     if v >= F::zero() && v < F::one() {

@@ -2,7 +2,10 @@
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Zip};
 
-use super::{check_non_negative, check_unit_interval, lerp, Optimizer, SlotState, UpdateRule};
+use super::{
+    check_non_negative, check_positive_eps, check_unit_interval, lerp, Optimizer, SlotState,
+    UpdateRule,
+};
 use crate::error::Result;
 use crate::float::Float;
 
@@ -78,14 +81,7 @@ impl<F: Float> RmsPropConfig<F> {
     pub fn build(self) -> Result<Optimizer<F, RmsProp<F>>> {
         check_non_negative("lr", self.lr)?;
         check_unit_interval("alpha", self.alpha)?;
-        check_non_negative("eps", self.eps)?;
-        if self.eps <= F::zero() {
-            return Err(crate::Error::InvalidConfig(
-                "eps must be > 0: with eps = 0 a zero gradient makes the step 0 / 0 (NaN in every \
-                 weight); PyTorch's default is 1e-8"
-                    .to_string(),
-            ));
-        }
+        check_positive_eps(self.eps, "1e-8")?;
         check_non_negative("weight_decay", self.weight_decay)?;
         check_non_negative("momentum", self.momentum)?;
         Ok(Optimizer::new(RmsProp { config: self }))
