@@ -837,3 +837,26 @@ fn stale_temporary_files_are_cleaned_up() {
     alive.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A loaded network gets back the settings a weight file cannot hold: `with_batch_first` reads
+/// `(B, T, I)` and gives the time-major results transposed, `with_dropout` validates its value.
+#[test]
+fn loaded_networks_take_dropout_and_batch_first() {
+    let dir = tmp("loaded-settings");
+    let path = dir.join("gru.safetensors");
+    let config = StackConfig::new(3, 4).with_num_layers(2);
+    let net = Gru::<f64>::new(config, &mut rng(5)).unwrap();
+    net.save_safetensors(&path, "").unwrap();
+    let loaded = Gru::<f64>::load_safetensors(&path, "").unwrap();
+    assert_eq!(loaded.config().dropout, 0.0);
+    let x: Array3<f64> = randn3((6, 2, 3), 1.0, &mut rng(6));
+    let (want, _) = loaded.infer(x.view(), None, None).unwrap();
+    let loaded = loaded.with_dropout(0.25).unwrap().with_batch_first(true);
+    assert_eq!(loaded.config().dropout, 0.25);
+    let xb = x.view().permuted_axes([1, 0, 2]);
+    let (got, _) = loaded.infer(xb, None, None).unwrap();
+    assert_eq!(got, want.view().permuted_axes([1, 0, 2]));
+    let e = loaded.with_dropout(-0.1).unwrap_err();
+    assert!(e.to_string().contains("dropout"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

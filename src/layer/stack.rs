@@ -264,6 +264,43 @@ impl<F: Float> RecurrentStack<RnnCell<F>> {
 }
 
 impl<C> RecurrentStack<C> {
+    /// The same network with another `dropout` between layers (used by
+    /// [`RecurrentStack::forward_train`]); a weight file does not record it, so a loaded network
+    /// starts at 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if `dropout` is not in `[0, 1]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// use recurrent::{Gru, StackConfig};
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let net = Gru::<f32>::new(StackConfig::new(3, 4).with_num_layers(2), &mut rng)?;
+    /// let net = net.with_dropout(0.3)?.with_batch_first(true);
+    /// assert_eq!(net.config().dropout, 0.3);
+    /// assert!(net.config().batch_first);
+    /// assert!(net.clone().with_dropout(1.5).is_err());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn with_dropout(mut self, dropout: f64) -> Result<Self> {
+        let config = self.config.with_dropout(dropout);
+        config.validate()?;
+        self.config = config;
+        Ok(self)
+    }
+
+    /// The same network reading and writing batch-first `(B, T, ·)` arrays, or time-major
+    /// `(T, B, ·)` ones (a weight file does not record it, so a loaded network starts
+    /// time-major).
+    pub fn with_batch_first(mut self, batch_first: bool) -> Self {
+        self.config = self.config.with_batch_first(batch_first);
+        self
+    }
+
     /// Time-major view of `x` and its `(T, B)`, after checking it.
     fn time_major<'a, F: Float>(
         &self,

@@ -21,7 +21,8 @@ impl<C> RecurrentStack<C> {
     /// parameters (`weight_ih_l0`, …) are ignored. Stored `f16`, `bf16`, `f32` and `f64` tensors
     /// load into either float type. The file cannot say an Elman RNN's nonlinearity: it loads as
     /// tanh; call [`Rnn::with_nonlinearity`] for ReLU. `dropout` and `batch_first` are not stored
-    /// either and start at their defaults (set them with the config of a new network if needed).
+    /// either and start at their defaults; set them with [`RecurrentStack::with_dropout`] and
+    /// [`RecurrentStack::with_batch_first`].
     ///
     /// # Errors
     ///
