@@ -842,3 +842,90 @@ fn layer_backward_params_equal_backward_without_dx() {
     check(|s| GruCell::<f64>::new(I, H, &mut rng(750 + s)).unwrap());
     check(|s| RnnCell::<f64>::new(I, H, Nonlinearity::Tanh, &mut rng(760 + s)).unwrap());
 }
+
+/// `last_hidden` is PyTorch's `cat([h_n[-2], h_n[-1]], 1)`, and `last_hidden_grad` routes a
+/// gradient back: `backward` with it as `d_final` gives the gradient of `Σ W ⊙ last_hidden` with
+/// respect to the input and every weight, checked against central differences in `f64` (a
+/// 2-layer bidirectional LSTM with lengths, and a 1-layer GRU).
+#[test]
+fn last_hidden_and_its_gradient() {
+    let mut r = rng(21);
+    let config = StackConfig::new(3, 4)
+        .with_num_layers(2)
+        .with_bidirectional(true);
+    let lstm = Lstm::<f64>::new(config, &mut r).unwrap();
+    let x: Array3<f64> = randn3((5, 3, 3), 1.0, &mut r);
+    let lengths = [5, 2, 4];
+    let w: Array2<f64> = randn(&[3, 8], 1.0, &mut r).into_dimensionality().unwrap();
+    let (_, finals, _) = lstm.forward(x.view(), None, Some(&lengths)).unwrap();
+    let h = lstm.last_hidden(&finals).unwrap();
+    let states = LstmState::unstack(&finals);
+    assert_eq!(h.slice(s![.., ..4]), states[2].h());
+    assert_eq!(h.slice(s![.., 4..]), states[3].h());
+    check_last_hidden_gradient(&lstm, &x, Some(&lengths), &w);
+
+    let gru = Gru::<f64>::new(StackConfig::new(3, 5), &mut r).unwrap();
+    let w: Array2<f64> = randn(&[3, 5], 1.0, &mut r).into_dimensionality().unwrap();
+    check_last_hidden_gradient(&gru, &x, None, &w);
+
+    // Wrong shapes are errors: a gradient of (B, H) for a bidirectional network, and the
+    // finals of a one-layer network with H = 4 given to one with H = 5.
+    assert!(lstm
+        .last_hidden_grad(Array2::<f64>::zeros((3, 4)).view())
+        .is_err());
+    let small = LstmState::stack(&[LstmState::<f64>::zeros(3, 4)]);
+    let other = Lstm::<f64>::new(StackConfig::new(3, 5), &mut r).unwrap();
+    assert!(matches!(
+        other.last_hidden(&small),
+        Err(recurrent::Error::Shape { .. })
+    ));
+}
+
+fn check_last_hidden_gradient<C: CellInit<f64>>(
+    net: &RecurrentStack<C>,
+    x: &Array3<f64>,
+    lengths: Option<&[usize]>,
+    w: &Array2<f64>,
+) {
+    let loss = |net: &RecurrentStack<C>, x: &Array3<f64>| {
+        let (_, finals, _) = net.forward(x.view(), None, lengths).unwrap();
+        (net.last_hidden(&finals).unwrap() * w).sum()
+    };
+    let (output, _, tape) = net.forward(x.view(), None, lengths).unwrap();
+    let d_final = net.last_hidden_grad(w.view()).unwrap();
+    let mut grads = net.zeros_like();
+    let (dx, _) = net
+        .backward(
+            &tape,
+            Array3::zeros(output.raw_dim()).view(),
+            Some(&d_final),
+            &mut grads,
+        )
+        .unwrap();
+    let eps = 1e-6;
+    for idx in [(0, 0, 0), (1, 2, 1), (4, 0, 2), (3, 1, 0)] {
+        let (mut plus, mut minus) = (x.clone(), x.clone());
+        plus[idx] += eps;
+        minus[idx] -= eps;
+        let numeric = (loss(net, &plus) - loss(net, &minus)) / (2.0 * eps);
+        assert!(
+            (numeric - dx[idx]).abs() <= 1e-7 * numeric.abs().max(1.0),
+            "dx{idx:?}: numeric {numeric}, analytic {}",
+            dx[idx]
+        );
+    }
+    for (k, (name, analytic)) in grads.named_arrays().into_iter().enumerate() {
+        for flat in [0, 5] {
+            let mut plus = net.clone();
+            let mut minus = net.clone();
+            plus.arrays_mut()[k].as_slice_mut().unwrap()[flat] += eps;
+            minus.arrays_mut()[k].as_slice_mut().unwrap()[flat] -= eps;
+            let numeric = (loss(&plus, x) - loss(&minus, x)) / (2.0 * eps);
+            let analytic = analytic.as_slice().unwrap()[flat];
+            assert!(
+                (numeric - analytic).abs() <= 1e-7 * numeric.abs().max(1.0),
+                "{name}[{flat}]: numeric {numeric}, analytic {analytic}"
+            );
+        }
+    }
+}

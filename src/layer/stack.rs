@@ -1,7 +1,9 @@
 //! [`RecurrentStack`]: the multi-layer, optionally bidirectional network that `torch.nn.RNN`,
 //! `torch.nn.LSTM` and `torch.nn.GRU` compute, as [`Rnn`], [`Lstm`] and [`Gru`].
 
-use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD, CowArray, Zip};
+use ndarray::{
+    Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD, Axis, CowArray, Zip,
+};
 use rand::{Rng, RngExt};
 
 use super::tape::StackTape;
@@ -10,7 +12,7 @@ use crate::alloc::{self, bytes_of};
 use crate::cell::{Cell, CellInit, GruCell, LstmCell, Nonlinearity, RnnCell, Stacked, State};
 use crate::check;
 use crate::config::StackConfig;
-use crate::error::{Error, Result};
+use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
 use crate::params::Params;
 
@@ -264,6 +266,96 @@ impl<F: Float> RecurrentStack<RnnCell<F>> {
 }
 
 impl<C> RecurrentStack<C> {
+    /// The last layer's final hidden state as one `(B, D·H)` array, the forward direction's `h`
+    /// then the reverse's: what a sequence classifier reads. PyTorch:
+    /// `torch.cat([h_n[-2], h_n[-1]], dim=1)` (bidirectional) or `h_n[-1]`. With `lengths`,
+    /// each sequence's state is the one at its own last step (the reverse direction's at step 0).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] if `finals` is not `(L·D, B, H)` for this network.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ndarray::{Array2, Array3};
+    /// use rand::SeedableRng;
+    /// use recurrent::loss::cross_entropy_loss_last;
+    /// use recurrent::{Gru, Linear, Params, StackConfig};
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let config = StackConfig::new(3, 8).with_num_layers(2).with_bidirectional(true);
+    /// let gru = Gru::<f32>::new(config, &mut rng)?;
+    /// let head = Linear::<f32>::new(16, 4, &mut rng)?; // 2 directions × 8 → 4 classes
+    /// let x = Array3::<f32>::from_elem((5, 2, 3), 0.1); // (T, B, I)
+    /// let lengths = [5, 3];
+    ///
+    /// let (output, finals, tape) = gru.forward(x.view(), None, Some(&lengths))?;
+    /// let features = gru.last_hidden(&finals)?; // (B, 16)
+    /// let (logits, head_tape) = head.forward(features.view())?; // (B, 4)
+    /// let (_loss, d_logits) = cross_entropy_loss_last(logits.view(), &[1, 3])?;
+    ///
+    /// let (mut g_gru, mut g_head) = (gru.zeros_like(), head.zeros_like());
+    /// let d_features = head.backward(&head_tape, d_logits.view(), &mut g_head)?;
+    /// let d_final = gru.last_hidden_grad(d_features.view())?; // zeros but the last layer's h
+    /// let d_output = Array3::zeros(output.raw_dim()); // the per-step outputs are not used
+    /// gru.backward_params(&tape, d_output.view(), Some(&d_final), &mut g_gru)?;
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn last_hidden<F: Float>(&self, finals: &Stacked<F, C>) -> Result<Array2<F>>
+    where
+        C: Cell<F>,
+    {
+        let d = self.config.num_directions();
+        let states = <C::State as State<F>>::unstack(finals);
+        let want = self.layers.len() * d;
+        let batch = states.first().map_or(0, |s| s.h().nrows());
+        let hidden = self.config.hidden_size;
+        if states.len() != want || states.iter().any(|s| s.h().dim() != (batch, hidden)) {
+            let got = <C::State as State<F>>::stacked_parts(finals)
+                .first()
+                .map(|(_, a)| a.shape().to_vec())
+                .unwrap_or_default();
+            return Err(shape_err(
+                "finals",
+                format!("({want}, B, {hidden}): L·D final states of this network"),
+                &got,
+            ));
+        }
+        let last: Vec<ArrayView2<'_, F>> = states[want - d..].iter().map(|s| s.h()).collect();
+        Ok(ndarray::concatenate(Axis(1), &last).expect("same batch"))
+    }
+
+    /// The gradient with respect to the final states `(L·D, B, H)` given `d` `(B, D·H)`, the
+    /// gradient with respect to [`RecurrentStack::last_hidden`]: zero everywhere but the last
+    /// layer's `h`. Pass it as `d_final` to [`RecurrentStack::backward`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] if `d` is not `(B, D·H)`.
+    pub fn last_hidden_grad<F: Float>(&self, d: ArrayView2<'_, F>) -> Result<Stacked<F, C>>
+    where
+        C: Cell<F>,
+    {
+        let (dirs, hidden) = (self.config.num_directions(), self.config.hidden_size);
+        if d.ncols() != dirs * hidden {
+            return Err(shape_err(
+                "d (the gradient of last_hidden)",
+                format!("(B, {})", dirs * hidden),
+                d.shape(),
+            ));
+        }
+        let batch = d.nrows();
+        let n = self.layers.len() * dirs;
+        let mut states = vec![<C::State as State<F>>::zeros(batch, hidden); n];
+        for (k, state) in states[n - dirs..].iter_mut().enumerate() {
+            state
+                .h_mut()
+                .assign(&d.slice(ndarray::s![.., k * hidden..(k + 1) * hidden]));
+        }
+        Ok(<C::State as State<F>>::stack(&states))
+    }
+
     /// The same network with another `dropout` between layers (used by
     /// [`RecurrentStack::forward_train`]); a weight file does not record it, so a loaded network
     /// starts at 0.
