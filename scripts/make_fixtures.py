@@ -582,6 +582,14 @@ SCHEDULE_CASES: List[ScheduleCase] = [
     ScheduleCase(
         "optim_sched_linear_end", "linear", dict(start_factor=0.5, end_factor=0.1, total_iters=8)
     ),
+    # SequentialLR: LinearLR warm-up for 4 epochs, then CosineAnnealingLR from its epoch 0.
+    ScheduleCase(
+        "optim_sched_sequential",
+        "sequential",
+        dict(warmup=dict(start_factor=0.1, end_factor=1.0, total_iters=4),
+             cosine=dict(T_max=8, eta_min=0.001), milestones=[4]),
+        steps=14,
+    ),
     ScheduleCase(
         "optim_sched_plateau",
         "plateau",
@@ -612,6 +620,10 @@ def build_scheduler(case: ScheduleCase, opt: torch.optim.Optimizer):
         return sched.LinearLR(opt, **case.kwargs)
     if case.scheduler == "plateau":
         return sched.ReduceLROnPlateau(opt, **case.kwargs)
+    if case.scheduler == "sequential":
+        warmup = sched.LinearLR(opt, **case.kwargs["warmup"])
+        cosine = sched.CosineAnnealingLR(opt, **case.kwargs["cosine"])
+        return sched.SequentialLR(opt, [warmup, cosine], milestones=case.kwargs["milestones"])
     raise ValueError(f"unknown scheduler {case.scheduler!r}")
 
 
@@ -629,6 +641,16 @@ def scheduler_metadata(case: ScheduleCase, s) -> Dict[str, str]:
             start_factor=fmt_float(s.start_factor),
             end_factor=fmt_float(s.end_factor),
             total_iters=str(s.total_iters),
+        )
+    elif case.scheduler == "sequential":
+        warmup, cosine = s._schedulers
+        md.update(
+            start_factor=fmt_float(warmup.start_factor),
+            end_factor=fmt_float(warmup.end_factor),
+            total_iters=str(warmup.total_iters),
+            T_max=str(cosine.T_max),
+            eta_min=fmt_float(cosine.eta_min),
+            milestones=",".join(str(m) for m in s._milestones),
         )
     elif case.scheduler == "plateau":
         md.update(

@@ -9,8 +9,8 @@ use ndarray::{arr2, Array1, Array2, ArrayD, Axis, Ix1, Ix2, Ix3};
 use recurrent::optim::{
     clip_grad_norm, clip_grad_value, AdagradConfig, AdamConfig, AdamWConfig, CosineAnnealingLr,
     ExponentialLr, LinearWarmup, LrSchedule, Optimizer, OptimizerState, PlateauMode,
-    ReduceLrOnPlateauConfig, RmsPropConfig, SgdConfig, SlotState, StepLr, ThresholdMode,
-    UpdateRule,
+    ReduceLrOnPlateauConfig, RmsPropConfig, SequentialLr, SgdConfig, SlotState, StepLr,
+    ThresholdMode, UpdateRule,
 };
 use recurrent::{Error, Float, Linear, Params};
 
@@ -552,6 +552,26 @@ fn schedule_from(fx: &Fixture) -> Box<dyn LrSchedule> {
             )
             .unwrap(),
         ),
+        "sequential" => Box::new(
+            SequentialLr::new(
+                vec![
+                    Box::new(
+                        LinearWarmup::with_factors(
+                            base,
+                            fx.meta_f64("start_factor"),
+                            fx.meta_f64("end_factor"),
+                            us("total_iters"),
+                        )
+                        .unwrap(),
+                    ),
+                    Box::new(
+                        CosineAnnealingLr::new(base, us("T_max"), fx.meta_f64("eta_min")).unwrap(),
+                    ),
+                ],
+                vec![fx.meta("milestones").parse().unwrap()],
+            )
+            .unwrap(),
+        ),
         "plateau" => {
             let mode = match fx.meta("mode") {
                 "min" => PlateauMode::Min,
@@ -589,6 +609,7 @@ fn schedules_match_torch_lr_scheduler() {
         "optim_sched_cosine_eta_min",
         "optim_sched_linear",
         "optim_sched_linear_end",
+        "optim_sched_sequential",
         "optim_sched_plateau",
         "optim_sched_plateau_max",
     ] {
@@ -1304,4 +1325,50 @@ fn slot_state_helpers() {
     assert!(s.is_empty());
     let mut neg = SlotState::<f64>::new().with_scalar("step", -1.0);
     assert!(neg.take_count("step").is_err());
+}
+
+/// A schedule put back at a resumed run's epoch with `advance_to` gives the rates of the run that
+/// never stopped; `SequentialLr` refuses inconsistent milestones and schedules that already ran.
+#[test]
+fn schedules_resume_and_sequential_checks() {
+    let warmup_then_cosine = || {
+        SequentialLr::new(
+            vec![
+                Box::new(LinearWarmup::new(0.1, 0.1, 4).unwrap()),
+                Box::new(CosineAnnealingLr::new(0.1, 8, 0.001).unwrap()),
+            ],
+            vec![4],
+        )
+        .unwrap()
+    };
+    let mut run = warmup_then_cosine();
+    let mut rates = vec![run.lr()];
+    for _ in 0..12 {
+        run.step();
+        rates.push(run.lr());
+    }
+    for epoch in [0u64, 3, 4, 5, 12] {
+        let mut resumed = warmup_then_cosine();
+        resumed.advance_to(epoch).unwrap();
+        assert_eq!(resumed.epoch(), epoch);
+        assert_eq!(
+            resumed.lr().to_bits(),
+            rates[epoch as usize].to_bits(),
+            "{epoch}"
+        );
+    }
+    let mut cosine = CosineAnnealingLr::new(0.1, 8, 0.0).unwrap();
+    cosine.advance_to(3).unwrap();
+    assert!(cosine.advance_to(2).is_err());
+
+    let fresh =
+        || -> Box<dyn LrSchedule + Send + Sync> { Box::new(StepLr::new(0.1, 2, 0.5).unwrap()) };
+    assert!(SequentialLr::new(vec![fresh(), fresh()], vec![]).is_err());
+    assert!(SequentialLr::new(vec![fresh(), fresh(), fresh()], vec![3, 3]).is_err());
+    assert!(SequentialLr::new(vec![fresh(), fresh()], vec![0]).is_err());
+    assert!(SequentialLr::new(vec![], vec![]).is_err());
+    let mut stepped = StepLr::new(0.1, 2, 0.5).unwrap();
+    stepped.step();
+    let e = SequentialLr::new(vec![fresh(), Box::new(stepped)], vec![2]).unwrap_err();
+    assert!(e.to_string().contains("fresh"), "{e}");
 }

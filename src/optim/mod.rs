@@ -71,7 +71,7 @@ pub use clip::{clip_grad_norm, clip_grad_value};
 pub use rmsprop::{RmsProp, RmsPropConfig, RmsPropSlot};
 pub use schedule::{
     CosineAnnealingLr, ExponentialLr, LinearWarmup, LrSchedule, PlateauMode, ReduceLrOnPlateau,
-    ReduceLrOnPlateauConfig, StepLr, ThresholdMode,
+    ReduceLrOnPlateauConfig, SequentialLr, StepLr, ThresholdMode,
 };
 pub use sgd::{Sgd, SgdConfig, SgdSlot};
 pub use state::{OptimizerState, SlotState};

@@ -56,6 +56,140 @@ pub trait LrSchedule {
         let _ = metric;
         self.step();
     }
+
+    /// Steps until [`LrSchedule::epoch`] is `epoch`: puts a fresh schedule where a resumed run
+    /// left it (PyTorch restores `last_epoch` from the scheduler's `state_dict`). For
+    /// [`ReduceLrOnPlateau`], whose rate depends on the metrics seen, this only moves the epoch
+    /// count: replay the metrics with [`LrSchedule::step_with_metric`] instead.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if the schedule is already past `epoch`.
+    fn advance_to(&mut self, epoch: u64) -> Result<()> {
+        if self.epoch() > epoch {
+            return Err(Error::InvalidConfig(format!(
+                "the schedule is at epoch {}, past the asked epoch {epoch}",
+                self.epoch()
+            )));
+        }
+        while self.epoch() < epoch {
+            self.step();
+        }
+        Ok(())
+    }
+}
+
+/// Schedules one after another (`torch.optim.lr_scheduler.SequentialLR`): schedule `k` runs from
+/// epoch `milestones[k - 1]` (the first from epoch 0), starting at its own epoch 0 — e.g. a
+/// linear warm-up, then cosine annealing.
+///
+/// # Examples
+///
+/// ```
+/// use recurrent::optim::{CosineAnnealingLr, LinearWarmup, LrSchedule, SequentialLr};
+///
+/// // 5 warm-up epochs from 0.1 × 1e-3 to 1e-3, then 20 epochs of cosine annealing.
+/// let mut sched = SequentialLr::new(
+///     vec![
+///         Box::new(LinearWarmup::new(1e-3, 0.1, 5)?),
+///         Box::new(CosineAnnealingLr::new(1e-3, 20, 0.0)?),
+///     ],
+///     vec![5],
+/// )?;
+/// assert!((sched.lr() - 1e-4).abs() < 1e-15);
+/// sched.advance_to(5)?; // resuming at epoch 5: the cosine's first epoch
+/// assert_eq!(sched.lr(), 1e-3);
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+pub struct SequentialLr {
+    schedules: Vec<Box<dyn LrSchedule + Send + Sync>>,
+    milestones: Vec<u64>,
+    current: usize,
+    epoch: u64,
+}
+
+impl SequentialLr {
+    /// `schedules` in order, fresh (at epoch 0), and the `len − 1` epochs at which each after
+    /// the first takes over, strictly increasing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if there are no schedules, the milestones are not one fewer,
+    /// not increasing or 0, or a schedule has already stepped.
+    pub fn new(
+        schedules: Vec<Box<dyn LrSchedule + Send + Sync>>,
+        milestones: Vec<u64>,
+    ) -> Result<Self> {
+        if schedules.is_empty() || milestones.len() + 1 != schedules.len() {
+            return Err(Error::InvalidConfig(format!(
+                "{} schedules need {} milestones, got {}",
+                schedules.len(),
+                schedules.len().saturating_sub(1),
+                milestones.len()
+            )));
+        }
+        if milestones.first() == Some(&0) || milestones.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::InvalidConfig(format!(
+                "milestones must be increasing and above 0, got {milestones:?}"
+            )));
+        }
+        if let Some(k) = schedules.iter().position(|s| s.epoch() != 0) {
+            return Err(Error::InvalidConfig(format!(
+                "schedule {k} is at epoch {}; SequentialLr needs fresh schedules",
+                schedules[k].epoch()
+            )));
+        }
+        Ok(Self {
+            schedules,
+            milestones,
+            current: 0,
+            epoch: 0,
+        })
+    }
+}
+
+impl std::fmt::Debug for SequentialLr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SequentialLr")
+            .field("milestones", &self.milestones)
+            .field("current", &self.current)
+            .field("epoch", &self.epoch)
+            .field("lr", &self.lr())
+            .finish()
+    }
+}
+
+impl LrSchedule for SequentialLr {
+    fn lr(&self) -> f64 {
+        self.schedules[self.current].lr()
+    }
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    fn step(&mut self) {
+        self.advance(None);
+    }
+    /// Passes the metric to the current schedule (PyTorch's `SequentialLR` does not take one;
+    /// this lets a [`ReduceLrOnPlateau`] be part of the sequence).
+    fn step_with_metric(&mut self, metric: f64) {
+        self.advance(Some(metric));
+    }
+}
+
+impl SequentialLr {
+    fn advance(&mut self, metric: Option<f64>) {
+        self.epoch += 1;
+        if self.milestones.get(self.current) == Some(&self.epoch) {
+            // The next schedule starts at its own epoch 0.
+            self.current += 1;
+        } else {
+            let s = &mut self.schedules[self.current];
+            match metric {
+                Some(m) => s.step_with_metric(m),
+                None => s.step(),
+            }
+        }
+    }
 }
 
 fn check_base_lr(base_lr: f64) -> Result<()> {
