@@ -93,6 +93,7 @@ pub mod cell;
 mod check;
 pub mod checkpoint;
 mod config;
+mod embedding;
 mod error;
 mod float;
 mod gemm;
@@ -110,6 +111,7 @@ mod threads;
 
 pub use cell::{Cell, GruCell, LstmCell, LstmState, Nonlinearity, RnnCell, State};
 pub use config::StackConfig;
+pub use embedding::Embedding;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use layer::{Bidirectional, Gru, Linear, Lstm, MergeMode, Recurrent, RecurrentStack, Rnn};
