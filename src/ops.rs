@@ -11,7 +11,7 @@
 //! use rand::SeedableRng;
 //! use recurrent::ops::{argmax, log_softmax, sample, softmax};
 //!
-//! let logits = array![[1.0, 3.0, 2.0], [0.5, 0.5, -1.0]]; // (B = 2, C = 3)
+//! let logits = array![[1.0f64, 3.0, 2.0], [0.5, 0.5, -1.0]]; // (B = 2, C = 3)
 //! let p = softmax(logits.view());
 //! assert!((p.row(0).sum() - 1.0).abs() < 1e-15);
 //! assert!((log_softmax(logits.view())[(0, 1)] - p[(0, 1)].ln()).abs() < 1e-15);
