@@ -34,6 +34,7 @@ Adding configurations
 * Clipping: extend ``CLIP_MAX_NORMS`` / ``CLIP_VALUES``.
 * Losses: see section F (cross-entropy on (N, C) and on a padded sequence
   batch, masked MSE).
+* Embedding and softmax/log_softmax/argmax: see section G.
 """
 
 from __future__ import annotations
@@ -857,6 +858,70 @@ def make_derive_model_fixture(out_dir: Path) -> List[Path]:
 
 
 # --------------------------------------------------------------------------- #
+# G) sequence-model pieces: embedding, softmax (f64)
+# --------------------------------------------------------------------------- #
+EMB_NUM, EMB_DIM, EMB_PADDING = 10, 4, 2  # nn.Embedding(10, 4, padding_idx=2)
+EMB_T, EMB_B = 5, 3
+SOFTMAX_SHAPE = (3, 4, 5)
+
+
+def make_embedding_fixture(out_dir: Path) -> Path:
+    name = "embedding_f64"
+    torch.manual_seed(seed_for(name))
+    emb = nn.Embedding(EMB_NUM, EMB_DIM, padding_idx=EMB_PADDING, dtype=torch.float64)
+    ids = torch.randint(0, EMB_NUM, (EMB_T, EMB_B), dtype=torch.int64)
+    ids[1, 0] = EMB_PADDING  # the padding id, twice
+    ids[3, 2] = EMB_PADDING
+    ids[4, 1] = ids[0, 2]  # a repeat across steps and sequences (15 ids of 10 repeat anyway)
+    weight = emb.weight.detach().clone()
+    output = emb(ids)
+    d_output = torch.randn(EMB_T, EMB_B, EMB_DIM, dtype=torch.float64)
+    (output * d_output).sum().backward()
+    grad = emb.weight.grad
+    assert not weight[EMB_PADDING].any() and not grad[EMB_PADDING].any(), name
+    assert ids.unique().numel() < ids.numel(), name
+    tensors = {
+        "weight": weight,
+        "ids": ids,
+        "output": output,
+        "d_output": d_output,
+        "grad.weight": grad,
+    }
+    metadata = {
+        "num_embeddings": str(EMB_NUM),
+        "embedding_dim": str(EMB_DIM),
+        "padding_idx": str(EMB_PADDING),
+        "T": str(EMB_T),
+        "B": str(EMB_B),
+        "torch_version": torch.__version__,
+    }
+    return write_fixture(out_dir, name, tensors, metadata)
+
+
+def make_softmax_fixture(out_dir: Path) -> Path:
+    name = "softmax_f64"
+    torch.manual_seed(seed_for(name))
+    logits = torch.randn(*SOFTMAX_SHAPE, dtype=torch.float64) * 2
+    logits[1, 2] *= 100  # large magnitude: needs the max subtracted
+    row = logits[2, 0]
+    row[3] = row[1] = row.max() + 1  # a tie for the maximum: argmax is the first index
+    argmax = torch.argmax(logits, dim=-1)
+    assert argmax[2, 0] == 1, name
+    tensors = {
+        "logits": logits,
+        "softmax": torch.softmax(logits, dim=-1),
+        "log_softmax": torch.log_softmax(logits, dim=-1),
+        "argmax": argmax,
+    }
+    metadata = {
+        "shape": ",".join(str(d) for d in SOFTMAX_SHAPE),
+        "dim": "-1",
+        "torch_version": torch.__version__,
+    }
+    return write_fixture(out_dir, name, tensors, metadata)
+
+
+# --------------------------------------------------------------------------- #
 # main
 # --------------------------------------------------------------------------- #
 def main(argv: Optional[List[str]] = None) -> int:
@@ -886,6 +951,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     jobs.append(lambda: make_cross_entropy_fixture(out_dir))
     jobs.append(lambda: make_cross_entropy_seq_fixture(out_dir))
     jobs.append(lambda: make_mse_masked_fixture(out_dir))
+    jobs.append(lambda: make_embedding_fixture(out_dir))
+    jobs.append(lambda: make_softmax_fixture(out_dir))
     multi_jobs: List[Callable[[], List[Path]]] = [lambda: make_derive_model_fixture(out_dir)]
 
     print(f"torch {torch.__version__}; writing to {out_dir}")

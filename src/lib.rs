@@ -21,6 +21,8 @@
 //! * [`Recurrent`]: one cell run over a sequence; [`Bidirectional`]: two cells with a
 //!   [`MergeMode`].
 //! * [`Linear`]: the dense head; [`loss`]: MSE and cross-entropy, each returning `(loss, d_output)`.
+//! * [`Embedding`]: token ids `(T, B)` to vectors `(T, B, E)`; [`ops`]: softmax, log-softmax,
+//!   argmax and sampling with temperature and top-k over a model's logits.
 //! * [`layer`]: the tapes ([`layer::LayerTape`], [`layer::StackTape`]) and the convention all
 //!   layers share; [`cell`]: the [`Cell`] trait's helpers, [`cell::CellWeights`], [`cell::Stacked`].
 //! * [`Params`]: every model lists its arrays with PyTorch's names; **the gradient of a model is a
@@ -93,6 +95,7 @@ pub mod cell;
 mod check;
 pub mod checkpoint;
 mod config;
+mod embedding;
 mod error;
 mod float;
 mod gemm;
@@ -102,6 +105,7 @@ mod isa;
 pub mod layer;
 mod linear;
 pub mod loss;
+pub mod ops;
 pub mod optim;
 mod params;
 mod pool;
@@ -110,6 +114,7 @@ mod threads;
 
 pub use cell::{Cell, GruCell, LstmCell, LstmState, Nonlinearity, RnnCell, State};
 pub use config::StackConfig;
+pub use embedding::Embedding;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use layer::{Bidirectional, Gru, Linear, Lstm, MergeMode, Recurrent, RecurrentStack, Rnn};
