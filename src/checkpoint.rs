@@ -2,8 +2,8 @@
 //! written atomically, so training resumes exactly where it stopped.
 //!
 //! Layout: the model's arrays under `model.{name}` (PyTorch's keys after the prefix), the
-//! optimizer's arrays under `optim.{param}.{entry}`, and string metadata (`format`, `step`,
-//! `optim.*`). Scalars are written so they parse back to the same bits: resuming from a checkpoint
+//! optimizer's arrays under `optim.{param}.{entry}`, the program's own [`UserState`] under
+//! `user.{name}`, and string metadata (`format`, `step`, `optim.*`, `user.*`). Scalars are written so they parse back to the same bits: resuming from a checkpoint
 //! continues on exactly the trajectory an uninterrupted run takes.
 //!
 //! # Examples
@@ -39,7 +39,7 @@
 //! # Ok::<(), recurrent::Error>(())
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use ndarray::ArrayD;
@@ -51,6 +51,46 @@ use crate::optim::{Optimizer, OptimizerState, UpdateRule};
 use crate::params::Params;
 
 const FORMAT: &str = "recurrent-checkpoint-1";
+
+/// What a training program keeps in a checkpoint beside the model and the optimizer: named
+/// arrays (an average of the weights, a loss curve) and string metadata (the epoch, the data's
+/// path, settings as text). Stored under `user.{name}`; [`save_checkpoint_with`] writes it and
+/// [`load_checkpoint_with`] gives it back exactly (a plain [`load_checkpoint`] ignores it).
+///
+/// # Examples
+///
+/// ```
+/// use ndarray::ArrayD;
+/// use rand::SeedableRng;
+/// use recurrent::checkpoint::{load_checkpoint_with, save_checkpoint_with, UserState};
+/// use recurrent::optim::SgdConfig;
+/// use recurrent::Linear;
+///
+/// let dir = std::env::temp_dir().join(format!("recurrent-user-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("run.ckpt.safetensors");
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut head = Linear::<f32>::new(4, 2, &mut rng)?;
+/// let mut opt = SgdConfig::new(0.1).build()?;
+///
+/// let mut user = UserState::default();
+/// user.arrays.push(("loss_curve".into(), ArrayD::from_elem(vec![3], 0.5)));
+/// user.metadata.insert("epoch".into(), "7".into());
+/// save_checkpoint_with(&path, &head, &opt, 120, &user)?;
+///
+/// let (step, back) = load_checkpoint_with(&path, &mut head, &mut opt)?;
+/// assert_eq!((step, back.metadata["epoch"].as_str()), (120, "7"));
+/// assert_eq!(back, user);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserState<F> {
+    /// Named arrays, in the order given (read back sorted by name).
+    pub arrays: Vec<(String, ArrayD<F>)>,
+    /// String metadata.
+    pub metadata: BTreeMap<String, String>,
+}
 
 /// Writes `model`, `optimizer`'s state and `step` to `path` atomically (a temporary file renamed
 /// over the target: a crash mid-write leaves the previous checkpoint intact).
@@ -64,7 +104,28 @@ pub fn save_checkpoint<F: Float, P: Params<F>, R: UpdateRule<F>>(
     optimizer: &Optimizer<F, R>,
     step: u64,
 ) -> Result<()> {
+    save_checkpoint_with(path, model, optimizer, step, &UserState::default())
+}
+
+/// Like [`save_checkpoint`], with the program's own arrays and metadata ([`UserState`]).
+///
+/// # Errors
+///
+/// [`Error::Io`] if the file cannot be written; [`Error::WeightFile`] if two user arrays share
+/// a name.
+pub fn save_checkpoint_with<F: Float, P: Params<F>, R: UpdateRule<F>>(
+    path: impl AsRef<Path>,
+    model: &P,
+    optimizer: &Optimizer<F, R>,
+    step: u64,
+    user: &UserState<F>,
+) -> Result<()> {
     let mut arrays = io::prefixed(model, "model.");
+    arrays.extend(
+        user.arrays
+            .iter()
+            .map(|(n, a)| (format!("user.{n}"), a.clone())),
+    );
     let state = optimizer.state();
     arrays.extend(
         state
@@ -77,6 +138,11 @@ pub fn save_checkpoint<F: Float, P: Params<F>, R: UpdateRule<F>>(
         .into_iter()
         .map(|(k, v)| (format!("optim.{k}"), v))
         .collect();
+    metadata.extend(
+        user.metadata
+            .iter()
+            .map(|(k, v)| (format!("user.{k}"), v.clone())),
+    );
     metadata.insert("format".into(), FORMAT.into());
     metadata.insert("step".into(), step.to_string());
     io::write(path, &arrays, Some(metadata))
@@ -96,6 +162,20 @@ pub fn load_checkpoint<F: Float, P: Params<F>, R: UpdateRule<F> + Clone>(
     model: &mut P,
     optimizer: &mut Optimizer<F, R>,
 ) -> Result<u64> {
+    load_checkpoint_with(path, model, optimizer).map(|(step, _)| step)
+}
+
+/// Like [`load_checkpoint`], also returning the [`UserState`] saved by
+/// [`save_checkpoint_with`] (empty for a checkpoint without one).
+///
+/// # Errors
+///
+/// As [`load_checkpoint`].
+pub fn load_checkpoint_with<F: Float, P: Params<F>, R: UpdateRule<F> + Clone>(
+    path: impl AsRef<Path>,
+    model: &mut P,
+    optimizer: &mut Optimizer<F, R>,
+) -> Result<(u64, UserState<F>)> {
     let path = path.as_ref();
     let file = io::read::<F>(path)?;
     let not_ckpt = |what: &str| {
@@ -135,7 +215,19 @@ pub fn load_checkpoint<F: Float, P: Params<F>, R: UpdateRule<F> + Clone>(
     let mut new_opt = optimizer.clone();
     new_opt.load_state(&new_model, &state)?;
 
+    let user = UserState {
+        arrays: file
+            .tensors
+            .iter()
+            .filter_map(|(k, a)| k.strip_prefix("user.").map(|n| (n.to_string(), a.clone())))
+            .collect(),
+        metadata: file
+            .metadata
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("user.").map(|n| (n.to_string(), v.clone())))
+            .collect(),
+    };
     *model = new_model;
     *optimizer = new_opt;
-    Ok(step)
+    Ok((step, user))
 }

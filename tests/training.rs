@@ -242,3 +242,43 @@ fn time_chunks_carry_state() {
     );
     assert!(time_chunks(x.view(), 0).is_err());
 }
+
+/// A checkpoint carries the program's own arrays and metadata; a plain `load_checkpoint` reads the
+/// same file (ignoring them), and `load_checkpoint_with` of a plain checkpoint gives an empty
+/// `UserState`.
+#[test]
+fn checkpoints_carry_user_state() {
+    use recurrent::checkpoint::{load_checkpoint_with, save_checkpoint_with, UserState};
+    let dir = tmp("user-state");
+    let path = dir.join("run.ckpt.safetensors");
+    let mut m = new_model(3);
+    let mut opt = AdamConfig::new(1e-2).build().unwrap();
+    train_step(&mut m, &mut opt, 0);
+    let mut user = UserState::default();
+    user.arrays.push((
+        "ema.weight".into(),
+        ndarray::ArrayD::from_shape_fn(vec![2, 3], |i| (i[0] * 3 + i[1]) as f32 * 0.25),
+    ));
+    user.arrays
+        .push(("curve".into(), ndarray::ArrayD::from_elem(vec![4], -1.5)));
+    user.metadata.insert("epoch".into(), "12".into());
+    user.metadata
+        .insert("data".into(), "train.txt, 3 files".into());
+    save_checkpoint_with(&path, &m, &opt, 41, &user).unwrap();
+
+    let (mut m2, mut opt2) = (new_model(4), AdamConfig::new(1e-2).build().unwrap());
+    let (step, back) = load_checkpoint_with(&path, &mut m2, &mut opt2).unwrap();
+    assert_eq!(step, 41);
+    assert_eq!(bits(&m2), bits(&m));
+    assert_eq!(back.metadata, user.metadata);
+    let mut want = user.arrays.clone();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(back.arrays, want);
+
+    let (mut m3, mut opt3) = (new_model(5), AdamConfig::new(1e-2).build().unwrap());
+    assert_eq!(load_checkpoint(&path, &mut m3, &mut opt3).unwrap(), 41);
+    save_checkpoint(&path, &m3, &opt3, 42).unwrap();
+    let (step, back) = load_checkpoint_with(&path, &mut m3, &mut opt3).unwrap();
+    assert_eq!((step, back), (42, UserState::default()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
