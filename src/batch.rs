@@ -1,5 +1,6 @@
 //! Batching helpers: variable-length sequences to a padded `(T, B, F)` batch plus lengths and
-//! back, and time chunks for truncated BPTT over long streams.
+//! back, shuffled minibatches of them ([`Minibatches`]), and time chunks for truncated BPTT over
+//! long streams.
 
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
 
@@ -31,6 +32,18 @@ use crate::float::Float;
 /// # Ok::<(), recurrent::Error>(())
 /// ```
 pub fn pad_sequences<F: Float>(sequences: &[ArrayView2<'_, F>]) -> Result<(Array3<F>, Vec<usize>)> {
+    let (lengths, features) = check_sequences(sequences)?;
+    let steps = lengths.iter().copied().max().unwrap_or(0);
+    let mut batch = Array3::zeros((steps, sequences.len(), features));
+    for (b, seq) in sequences.iter().enumerate() {
+        batch.slice_mut(s![..seq.nrows(), b, ..]).assign(seq);
+    }
+    Ok((batch, lengths))
+}
+
+/// The lengths and the common number of features of `sequences`, after the checks of
+/// [`pad_sequences`].
+fn check_sequences<F>(sequences: &[ArrayView2<'_, F>]) -> Result<(Vec<usize>, usize)> {
     let first = sequences
         .first()
         .ok_or_else(|| Error::InvalidConfig("pad_sequences needs at least one sequence".into()))?;
@@ -49,12 +62,7 @@ pub fn pad_sequences<F: Float>(sequences: &[ArrayView2<'_, F>]) -> Result<(Array
         }
         lengths.push(seq.nrows());
     }
-    let steps = lengths.iter().copied().max().unwrap_or(0);
-    let mut batch = Array3::zeros((steps, sequences.len(), features));
-    for (b, seq) in sequences.iter().enumerate() {
-        batch.slice_mut(s![..seq.nrows(), b, ..]).assign(seq);
-    }
-    Ok((batch, lengths))
+    Ok((lengths, features))
 }
 
 /// Splits a padded time-major batch `(T, B, F)` back into `B` sequences `(lengths[b], F)`.
@@ -115,4 +123,101 @@ pub fn time_chunks<'a, F: Float>(
     Ok((0..steps)
         .step_by(k)
         .map(move |start| x.slice_move(s![start..(start + k).min(steps), .., ..])))
+}
+
+/// One minibatch from [`Minibatches`]: the chosen sequences padded to `x` `(max T_b, B, F)`, their
+/// `lengths`, and their `indices` in the dataset (to pick the matching targets).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Minibatch<F> {
+    /// The padded batch `(max T_b, B, F)`, time-major.
+    pub x: Array3<F>,
+    /// `T_b` of each sequence, for a layer's `lengths` argument.
+    pub lengths: Vec<usize>,
+    /// Which dataset sequences these are, in batch order.
+    pub indices: Vec<usize>,
+}
+
+/// One epoch of shuffled minibatches over variable-length sequences: PyTorch's
+/// `DataLoader(dataset, batch_size, shuffle=True, drop_last=…)` with a padding collate function.
+/// Every sequence appears once per epoch, in an order drawn from the given rng; the last batch is
+/// smaller unless `drop_last`.
+///
+/// # Examples
+///
+/// ```
+/// use ndarray::Array2;
+/// use rand::SeedableRng;
+/// use recurrent::batch::Minibatches;
+///
+/// let data: Vec<Array2<f32>> = (1..=5).map(|t| Array2::ones((t, 2))).collect(); // (T_b, 2)
+/// let labels = [0, 1, 0, 1, 1];
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// for epoch in 0..2 {
+///     for batch in Minibatches::new(&data, 2, false, &mut rng)? {
+///         let targets: Vec<usize> = batch.indices.iter().map(|&i| labels[i]).collect();
+///         assert_eq!(batch.x.dim().1, batch.lengths.len()); // (max T_b, B, 2)
+///         # let _ = (epoch, targets);
+///     }
+/// }
+/// # Ok::<(), recurrent::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Minibatches<'a, F> {
+    sequences: &'a [Array2<F>],
+    order: Vec<usize>,
+    batch_size: usize,
+    drop_last: bool,
+    next: usize,
+}
+
+impl<'a, F: Float> Minibatches<'a, F> {
+    /// Draws the epoch's order from `rng` over `sequences` (each `(T_b, F)`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if there are no sequences, one has no steps, or `batch_size` is 0;
+    /// [`Error::Shape`] if the sequences differ in their number of features.
+    pub fn new<R: rand::Rng + ?Sized>(
+        sequences: &'a [Array2<F>],
+        batch_size: usize,
+        drop_last: bool,
+        rng: &mut R,
+    ) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(Error::InvalidConfig("batch_size must be at least 1".into()));
+        }
+        // The checks of `pad_sequences`, once for the whole dataset.
+        let views: Vec<ArrayView2<'_, F>> = sequences.iter().map(|s| s.view()).collect();
+        check_sequences(&views)?;
+        let mut order: Vec<usize> = (0..sequences.len()).collect();
+        rand::seq::SliceRandom::shuffle(order.as_mut_slice(), rng);
+        Ok(Self {
+            sequences,
+            order,
+            batch_size,
+            drop_last,
+            next: 0,
+        })
+    }
+}
+
+impl<F: Float> Iterator for Minibatches<'_, F> {
+    type Item = Minibatch<F>;
+
+    fn next(&mut self) -> Option<Minibatch<F>> {
+        let left = self.order.len() - self.next;
+        if left == 0 || (self.drop_last && left < self.batch_size) {
+            return None;
+        }
+        let indices = self.order[self.next..self.next + left.min(self.batch_size)].to_vec();
+        self.next += indices.len();
+        let views: Vec<ArrayView2<'_, F>> =
+            indices.iter().map(|&i| self.sequences[i].view()).collect();
+        let (x, lengths) = pad_sequences(&views).expect("checked in Minibatches::new");
+        Some(Minibatch {
+            x,
+            lengths,
+            indices,
+        })
+    }
 }

@@ -282,3 +282,52 @@ fn checkpoints_carry_user_state() {
     assert_eq!((step, back), (42, UserState::default()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `Minibatches`: each sequence exactly once per epoch, batches of `batch_size` (the last smaller
+/// unless `drop_last`), each padded exactly as `pad_sequences` pads it; the order comes from the
+/// rng (same seed, same order; a new epoch, a new order); bad datasets are errors up front.
+#[test]
+fn shuffled_minibatches() {
+    use recurrent::batch::Minibatches;
+    let data: Vec<ndarray::Array2<f64>> = (0..11)
+        .map(|i| {
+            ndarray::Array2::from_shape_fn((1 + i % 4, 2), |(t, f)| {
+                (i * 10 + t) as f64 + 0.5 * f as f64
+            })
+        })
+        .collect();
+    let epoch = |seed: u64, drop_last: bool| {
+        let mut r = rng(seed);
+        Minibatches::new(&data, 4, drop_last, &mut r)
+            .unwrap()
+            .collect::<Vec<_>>()
+    };
+    let batches = epoch(1, false);
+    assert_eq!(
+        batches.iter().map(|b| b.indices.len()).collect::<Vec<_>>(),
+        [4, 4, 3]
+    );
+    let mut seen: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
+    let order = seen.clone();
+    seen.sort();
+    assert_eq!(seen, (0..11).collect::<Vec<_>>());
+    assert_ne!(order, (0..11).collect::<Vec<_>>(), "shuffled");
+    for b in &batches {
+        let views: Vec<_> = b.indices.iter().map(|&i| data[i].view()).collect();
+        let (x, lengths) = pad_sequences(&views).unwrap();
+        assert_eq!((&b.x, &b.lengths), (&x, &lengths));
+    }
+    assert_eq!(epoch(1, false), batches);
+    assert_ne!(epoch(2, false), batches);
+    assert_eq!(epoch(1, true).len(), 2);
+
+    let mut r = rng(0);
+    assert!(Minibatches::<f64>::new(&[], 4, false, &mut r).is_err());
+    assert!(Minibatches::new(&data, 0, false, &mut r).is_err());
+    let mut bad = data.clone();
+    bad[5] = ndarray::Array2::zeros((3, 5));
+    assert!(matches!(
+        Minibatches::new(&bad, 4, false, &mut r),
+        Err(Error::Shape { .. })
+    ));
+}
