@@ -77,27 +77,14 @@ pub struct TensorFile<F> {
     pub metadata: HashMap<String, String>,
 }
 
-/// IEEE half precision to `f32`, exactly.
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let mant = u32::from(h & 0x3ff);
-    let bits = match (exp, mant) {
-        (0, 0) => sign,
-        (0, _) => {
-            // Subnormal: normalise the mantissa.
-            let mut e: u32 = 127 - 15 + 1;
-            let mut m = mant;
-            while m & 0x400 == 0 {
-                m <<= 1;
-                e -= 1;
-            }
-            sign | (e << 23) | ((m & 0x3ff) << 13)
-        }
-        (31, _) => sign | 0x7f80_0000 | (mant << 13),
-        _ => sign | ((exp + 127 - 15) << 23) | (mant << 13),
-    };
-    f32::from_bits(bits)
+/// An IEEE half-precision value (little-endian bytes) as `f64`, exactly (through `half`).
+fn f16_value(bytes: [u8; 2]) -> f64 {
+    half::f16::from_le_bytes(bytes).to_f64()
+}
+
+/// A bfloat16 value (little-endian bytes) as `f64`, exactly (through `half`).
+fn bf16_value(bytes: [u8; 2]) -> f64 {
+    half::bf16::from_le_bytes(bytes).to_f64()
 }
 
 /// Reads every float tensor of a safetensors file, converting `f16`, `bf16`, `f32` and `f64` to `F`.
@@ -140,14 +127,11 @@ pub fn read<F: Float>(path: impl AsRef<Path>) -> Result<TensorFile<F>> {
                 .collect(),
             Dtype::F16 => data
                 .chunks_exact(2)
-                .map(|c| F::from_f64(f64::from(f16_to_f32(u16::from_le_bytes([c[0], c[1]])))))
+                .map(|c| F::from_f64(f16_value([c[0], c[1]])))
                 .collect(),
             Dtype::BF16 => data
                 .chunks_exact(2)
-                .map(|c| {
-                    let bits = u32::from(u16::from_le_bytes([c[0], c[1]])) << 16;
-                    F::from_f64(f64::from(f32::from_bits(bits)))
-                })
+                .map(|c| F::from_f64(bf16_value([c[0], c[1]])))
                 .collect(),
             _ => {
                 skipped.push(key);
@@ -545,7 +529,7 @@ pub(crate) fn rank<F, D: ndarray::Dimension>(
 
 #[cfg(test)]
 mod tests {
-    use super::f16_to_f32;
+    use super::{bf16_value, f16_value};
 
     #[test]
     fn key_scheme_is_reachable_as_crate_io() {
@@ -558,14 +542,21 @@ mod tests {
 
     #[test]
     fn half_precision_conversion() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24)); // smallest subnormal
-        assert_eq!(f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24)); // largest subnormal
-        assert_eq!(f16_to_f32(0x7bff), 65504.0);
-        assert!(f16_to_f32(0x7c00).is_infinite());
-        assert!(f16_to_f32(0x7e00).is_nan());
-        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+        let f16 = |bits: u16| f16_value(bits.to_le_bytes());
+        assert_eq!(f16(0x3c00), 1.0);
+        assert_eq!(f16(0xc000), -2.0);
+        assert_eq!(f16(0x3555), 0.333_251_953_125);
+        assert_eq!(f16(0x0001), 2f64.powi(-24)); // smallest subnormal
+        assert_eq!(f16(0x03ff), 1023.0 * 2f64.powi(-24)); // largest subnormal
+        assert_eq!(f16(0x7bff), 65504.0);
+        assert!(f16(0x7c00).is_infinite());
+        assert!(f16(0x7e00).is_nan());
+        assert_eq!(f16(0x8000).to_bits(), (-0.0f64).to_bits());
+        let bf16 = |bits: u16| bf16_value(bits.to_le_bytes());
+        assert_eq!(bf16(0x3f80), 1.0);
+        assert_eq!(bf16(0xc0a0), -5.0);
+        assert_eq!(bf16(0x0001), 2f64.powi(-133)); // smallest subnormal
+        assert!(bf16(0x7f80).is_infinite());
+        assert!(bf16(0x7fc0).is_nan());
     }
 }
