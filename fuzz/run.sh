@@ -17,8 +17,12 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=(lstm gru rnn linear io checkpoint optim_state)
 fi
 rm -rf fuzz/seeds
-RECURRENT_FUZZ_SEEDS="$PWD/fuzz/seeds" cargo test -q --test mutation mutated_files >/dev/null
 mkdir -p fuzz/logs
+if ! RECURRENT_FUZZ_SEEDS="$PWD/fuzz/seeds" cargo test -q --test mutation mutated_files \
+    >fuzz/logs/seeds.log 2>&1; then
+    tail -40 fuzz/logs/seeds.log
+    exit 1
+fi
 status=0
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t"
