@@ -929,3 +929,51 @@ fn check_last_hidden_gradient<C: CellInit<f64>>(
         }
     }
 }
+
+/// `backward` and `backward_params` take `None` for `d_output` (only the final states carry a
+/// gradient): the same results as a zero `d_output`, for a stack, a single layer and a
+/// bidirectional layer.
+#[test]
+fn backward_without_output_gradient() {
+    let mut r = rng(31);
+    let config = StackConfig::new(3, 4)
+        .with_num_layers(2)
+        .with_bidirectional(true);
+    let net = Gru::<f64>::new(config, &mut r).unwrap();
+    let x: Array3<f64> = randn3((4, 2, 3), 1.0, &mut r);
+    let (out, finals, tape) = net.forward(x.view(), None, Some(&[4, 3])).unwrap();
+    let d_final = net
+        .last_hidden_grad(net.last_hidden(&finals).unwrap().view())
+        .unwrap();
+    let (mut g_none, mut g_zero) = (net.zeros_like(), net.zeros_like());
+    let (dx_none, di_none) = net
+        .backward(&tape, None, Some(&d_final), &mut g_none)
+        .unwrap();
+    let zeros = Array3::zeros(out.raw_dim());
+    let (dx_zero, di_zero) = net
+        .backward(&tape, zeros.view(), Some(&d_final), &mut g_zero)
+        .unwrap();
+    assert_eq!((dx_none, di_none), (dx_zero, di_zero));
+    assert_eq!(g_none, g_zero);
+    let mut g = net.zeros_like();
+    net.backward_params(&tape, None, Some(&d_final), &mut g)
+        .unwrap();
+    assert_eq!(g, g_zero);
+
+    let layer = recurrent::Recurrent::new(LstmCell::<f64>::new(3, 4, &mut r).unwrap());
+    let (_, last, tape) = layer.forward(x.view(), None, None).unwrap();
+    let mut g1 = layer.zeros_like();
+    let (dx, _) = layer.backward(&tape, None, Some(&last), &mut g1).unwrap();
+    assert!(dx.iter().any(|v| *v != 0.0));
+
+    let bi = Bidirectional::new(
+        GruCell::<f64>::new(3, 2, &mut r).unwrap(),
+        GruCell::<f64>::new(3, 2, &mut r).unwrap(),
+    )
+    .unwrap();
+    let (_, finals, tape) = bi.forward(x.view(), None, None).unwrap();
+    let mut g2 = bi.zeros_like();
+    bi.backward_params(&tape, None, Some(&finals), &mut g2)
+        .unwrap();
+    assert!(g2.global_norm() > 0.0);
+}

@@ -177,8 +177,9 @@ impl<C> Bidirectional<C> {
         state: Stacked<F, C>,
         /// Backpropagation through both directions.
         ///
-        /// `d_output` is the gradient of the merged outputs (ignored at padded steps), `d_final` of
-        /// the final states `(2, B, H)` (`None` = zeros). Adds parameter gradients into `grads` and
+        /// `d_output` is the gradient of the merged outputs (ignored at padded steps; pass `None`
+        /// when only the final states feed the loss), `d_final` of the final states `(2, B, H)`
+        /// (`None` = zeros). Adds parameter gradients into `grads` and
         /// returns `(dx (T, B, I), d_init (2, B, H))`.
         ///
         /// # Errors
@@ -224,7 +225,7 @@ impl<C> Bidirectional<C> {
     fn backward_impl<F: Float>(
         &self,
         tape: &LayerTape<F, C::Tape>,
-        d_output: ArrayView3<'_, F>,
+        d_output: Option<ArrayView3<'_, F>>,
         d_final: Option<&Stacked<F, C>>,
         grads: &mut Self,
         want_dx: bool,
@@ -234,6 +235,15 @@ impl<C> Bidirectional<C> {
     {
         let rec = &tape.rec;
         let want = (rec.steps, rec.batch, self.output_size());
+        // No gradient for the per-step outputs (only the final states are used): zeros.
+        let zeros;
+        let d_output = match d_output {
+            Some(d) => d,
+            None => {
+                zeros = Array3::zeros(want);
+                zeros.view()
+            }
+        };
         self.unit.check_tape(&tape.unit)?;
         rec.check_backward("layer", self, &self.unit.sizes(), grads, &d_output, want)?;
         let hidden = self.unit.hidden_size();

@@ -202,8 +202,8 @@ impl<C> Recurrent<C> {
         /// Backpropagation through time.
         ///
         /// `d_output` `(T, B, H)` is the gradient of the loss with respect to the outputs of
-        /// [`Recurrent::forward`] (ignored at padded steps), `d_final` with respect to its final state
-        /// (`None` = zeros). Adds the parameter gradients into `grads` (a buffer shaped like `self`,
+        /// [`Recurrent::forward`] (ignored at padded steps; `None` when only the final state feeds
+        /// the loss), `d_final` with respect to its final state (`None` = zeros). Adds the parameter gradients into `grads` (a buffer shaped like `self`,
         /// e.g. from [`Params::zeros_like`]) and returns `(dx (T, B, I), d_init)`.
         ///
         /// # Errors
@@ -244,7 +244,7 @@ impl<C> Recurrent<C> {
     fn backward_impl<F: Float>(
         &self,
         tape: &LayerTape<F, C::Tape>,
-        d_output: ArrayView3<'_, F>,
+        d_output: Option<ArrayView3<'_, F>>,
         d_final: Option<&C::State>,
         grads: &mut Self,
         want_dx: bool,
@@ -254,6 +254,15 @@ impl<C> Recurrent<C> {
     {
         let rec = &tape.rec;
         let want = (rec.steps, rec.batch, self.hidden_size());
+        // No gradient for the per-step outputs (only the final states are used): zeros.
+        let zeros;
+        let d_output = match d_output {
+            Some(d) => d,
+            None => {
+                zeros = Array3::zeros(want);
+                zeros.view()
+            }
+        };
         self.unit.check_tape(&tape.unit)?;
         rec.check_backward("layer", self, &self.unit.sizes(), grads, &d_output, want)?;
         let d_final = match d_final {

@@ -278,7 +278,7 @@ impl<C> RecurrentStack<C> {
     /// # Examples
     ///
     /// ```
-    /// use ndarray::{Array2, Array3};
+    /// use ndarray::Array3;
     /// use rand::SeedableRng;
     /// use recurrent::loss::cross_entropy_loss_last;
     /// use recurrent::{Gru, Linear, Params, StackConfig};
@@ -290,7 +290,7 @@ impl<C> RecurrentStack<C> {
     /// let x = Array3::<f32>::from_elem((5, 2, 3), 0.1); // (T, B, I)
     /// let lengths = [5, 3];
     ///
-    /// let (output, finals, tape) = gru.forward(x.view(), None, Some(&lengths))?;
+    /// let (_output, finals, tape) = gru.forward(x.view(), None, Some(&lengths))?;
     /// let features = gru.last_hidden(&finals)?; // (B, 16)
     /// let (logits, head_tape) = head.forward(features.view())?; // (B, 4)
     /// let (_loss, d_logits) = cross_entropy_loss_last(logits.view(), &[1, 3])?;
@@ -298,8 +298,8 @@ impl<C> RecurrentStack<C> {
     /// let (mut g_gru, mut g_head) = (gru.zeros_like(), head.zeros_like());
     /// let d_features = head.backward(&head_tape, d_logits.view(), &mut g_head)?;
     /// let d_final = gru.last_hidden_grad(d_features.view())?; // zeros but the last layer's h
-    /// let d_output = Array3::zeros(output.raw_dim()); // the per-step outputs are not used
-    /// gru.backward_params(&tape, d_output.view(), Some(&d_final), &mut g_gru)?;
+    /// // The per-step outputs are not used: no gradient for them.
+    /// gru.backward_params(&tape, None, Some(&d_final), &mut g_gru)?;
     /// # Ok::<(), recurrent::Error>(())
     /// ```
     pub fn last_hidden<F: Float>(&self, finals: &Stacked<F, C>) -> Result<Array2<F>>
@@ -549,8 +549,10 @@ impl<C> RecurrentStack<C> {
         state: Stacked<F, C>,
         /// Backpropagation through time through every layer and direction.
         ///
-        /// `d_output` is the gradient of the output (same shape; ignored at padded steps), `d_final`
-        /// of the final states `(L·D, B, H)` (`None` = zeros). Adds the parameter gradients into
+        /// `d_output` is the gradient of the output (same shape; ignored at padded steps; pass
+        /// `None` when only the final states feed the loss, as with
+        /// [`RecurrentStack::last_hidden`]), `d_final` of the final states `(L·D, B, H)` (`None` =
+        /// zeros). Adds the parameter gradients into
         /// `grads` (shaped like `self`) and returns `(dx, d_init)`, `dx` in the input's layout.
         ///
         /// # Errors
@@ -593,7 +595,7 @@ impl<C> RecurrentStack<C> {
     fn backward_impl<F: Float>(
         &self,
         tape: &StackTape<F, C::Tape>,
-        d_output: ArrayView3<'_, F>,
+        d_output: Option<ArrayView3<'_, F>>,
         d_final: Option<&Stacked<F, C>>,
         grads: &mut Self,
         want_dx: bool,
@@ -607,6 +609,15 @@ impl<C> RecurrentStack<C> {
             (batch, steps, self.output_size())
         } else {
             (steps, batch, self.output_size())
+        };
+        // No gradient for the per-step outputs (only the final states are used): zeros.
+        let zeros;
+        let d_output = match d_output {
+            Some(d) => d,
+            None => {
+                zeros = Array3::zeros(want);
+                zeros.view()
+            }
         };
         tape.rec
             .check_backward("network", self, cfg, grads, &d_output, want)?;

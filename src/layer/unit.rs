@@ -433,32 +433,32 @@ macro_rules! backward_methods {
         fn backward_params;
     ) => {
         $(#[$backward_doc])*
-        pub fn backward<F: Float>(
+        pub fn backward<'a, F: Float>(
             &self,
             tape: &$tape,
-            d_output: ArrayView3<'_, F>,
+            d_output: impl Into<Option<ArrayView3<'a, F>>>,
             d_final: Option<&$state>,
             grads: &mut Self,
         ) -> Result<(Array3<F>, $state)>
         where
             C: Cell<F>,
         {
-            let (dx, d_init) = self.backward_impl(tape, d_output, d_final, grads, true)?;
+            let (dx, d_init) = self.backward_impl(tape, d_output.into(), d_final, grads, true)?;
             Ok((dx.expect("input gradient asked for"), d_init))
         }
 
         $(#[$params_doc])*
-        pub fn backward_params<F: Float>(
+        pub fn backward_params<'a, F: Float>(
             &self,
             tape: &$tape,
-            d_output: ArrayView3<'_, F>,
+            d_output: impl Into<Option<ArrayView3<'a, F>>>,
             d_final: Option<&$state>,
             grads: &mut Self,
         ) -> Result<$state>
         where
             C: Cell<F>,
         {
-            Ok(self.backward_impl(tape, d_output, d_final, grads, false)?.1)
+            Ok(self.backward_impl(tape, d_output.into(), d_final, grads, false)?.1)
         }
     };
 }
