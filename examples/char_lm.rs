@@ -47,7 +47,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use recurrent::batch::time_chunks;
 use recurrent::checkpoint::{load_checkpoint, save_checkpoint};
-use recurrent::optim::{clip_grad_norm, AdamConfig, CosineAnnealingLr, LinearWarmup, LrSchedule};
+use recurrent::optim::{
+    clip_grad_norm, AdamConfig, CosineAnnealingLr, LinearWarmup, LrSchedule, SequentialLr,
+};
 use recurrent::{
     cell::{CellInit, Stacked},
     loss::cross_entropy_loss,
@@ -264,45 +266,20 @@ fn sample<C: CellInit<f32>>(
     text
 }
 
-/// Linear warm-up for `warmup` steps, then cosine decay to `lr / 20` at step `total` (PyTorch's
-/// `SequentialLR(LinearLR, CosineAnnealingLR)`), built from the crate's two schedules.
-struct WarmupCosine {
-    warm: LinearWarmup,
-    cosine: CosineAnnealingLr,
-    warmup: u64,
-    epoch: u64,
-}
-
-impl WarmupCosine {
-    fn new(lr: f64, warmup: usize, total: usize) -> recurrent::Result<Self> {
-        Ok(Self {
-            warm: LinearWarmup::new(lr, 0.1, warmup)?,
-            cosine: CosineAnnealingLr::new(lr, total.saturating_sub(warmup).max(1), lr / 20.0)?,
-            warmup: warmup as u64,
-            epoch: 0,
-        })
-    }
-}
-
-impl LrSchedule for WarmupCosine {
-    fn lr(&self) -> f64 {
-        if self.epoch < self.warmup {
-            self.warm.lr()
-        } else {
-            self.cosine.lr()
-        }
-    }
-    fn epoch(&self) -> u64 {
-        self.epoch
-    }
-    fn step(&mut self) {
-        if self.epoch < self.warmup {
-            self.warm.step();
-        } else {
-            self.cosine.step();
-        }
-        self.epoch += 1;
-    }
+/// Linear warm-up for `warmup` steps from `lr / 10`, then cosine decay to `lr / 20` at step
+/// `total`: PyTorch's `SequentialLR([LinearLR, CosineAnnealingLR], milestones=[warmup])`.
+fn warmup_cosine(lr: f64, warmup: usize, total: usize) -> recurrent::Result<SequentialLr> {
+    SequentialLr::new(
+        vec![
+            Box::new(LinearWarmup::new(lr, 0.1, warmup)?),
+            Box::new(CosineAnnealingLr::new(
+                lr,
+                total.saturating_sub(warmup).max(1),
+                lr / 20.0,
+            )?),
+        ],
+        vec![warmup as u64],
+    )
 }
 
 /// What the checkpoint file cannot hold: the carried TBPTT state, the loss history and the
@@ -454,10 +431,8 @@ fn run<C: CellInit<f32>>(args: &Args, corpus: &Corpus) -> recurrent::Result<()> 
         }
         println!("resumed from {} at step {step}", ckpt.display());
     }
-    let mut sched = WarmupCosine::new(args.lr, args.warmup, args.steps)?;
-    for _ in 0..step {
-        sched.step();
-    }
+    let mut sched = warmup_cosine(args.lr, args.warmup, args.steps)?;
+    sched.advance_to(step as u64)?;
 
     println!(
         "char_lm: {}({v}→{hdim}) × {} layers + Linear({hdim}→{v}), {} parameters; {} training and \
