@@ -3,7 +3,9 @@
 use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
 
 use super::tape::LayerTape;
-use super::unit::{backward_methods, unstack_or_zeros, MergeMode, Recorded, Unit};
+use super::unit::{
+    backward_methods, output_grad_or_zeros, unstack_or_zeros, MergeMode, Recorded, Unit,
+};
 use crate::cell::{Cell, Stacked, State};
 use crate::check;
 use crate::error::{Error, Result};
@@ -235,15 +237,8 @@ impl<C> Bidirectional<C> {
     {
         let rec = &tape.rec;
         let want = (rec.steps, rec.batch, self.output_size());
-        // No gradient for the per-step outputs (only the final states are used): zeros.
-        let zeros;
-        let d_output = match d_output {
-            Some(d) => d,
-            None => {
-                zeros = Array3::zeros(want);
-                zeros.view()
-            }
-        };
+        let d_output = output_grad_or_zeros(d_output, want);
+        let d_output = d_output.view();
         self.unit.check_tape(&tape.unit)?;
         rec.check_backward("layer", self, &self.unit.sizes(), grads, &d_output, want)?;
         let hidden = self.unit.hidden_size();

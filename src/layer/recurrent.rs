@@ -3,7 +3,7 @@
 use ndarray::{Array3, ArrayView3, ArrayViewD, ArrayViewMutD};
 
 use super::tape::LayerTape;
-use super::unit::{backward_methods, MergeMode, Recorded, Unit};
+use super::unit::{backward_methods, output_grad_or_zeros, MergeMode, Recorded, Unit};
 use crate::cell::Cell;
 use crate::check;
 use crate::error::Result;
@@ -254,15 +254,8 @@ impl<C> Recurrent<C> {
     {
         let rec = &tape.rec;
         let want = (rec.steps, rec.batch, self.hidden_size());
-        // No gradient for the per-step outputs (only the final states are used): zeros.
-        let zeros;
-        let d_output = match d_output {
-            Some(d) => d,
-            None => {
-                zeros = Array3::zeros(want);
-                zeros.view()
-            }
-        };
+        let d_output = output_grad_or_zeros(d_output, want);
+        let d_output = d_output.view();
         self.unit.check_tape(&tape.unit)?;
         rec.check_backward("layer", self, &self.unit.sizes(), grads, &d_output, want)?;
         let d_final = match d_final {

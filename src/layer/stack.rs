@@ -7,7 +7,9 @@ use ndarray::{
 use rand::{Rng, RngExt};
 
 use super::tape::StackTape;
-use super::unit::{backward_methods, unstack_or_zeros, MergeMode, Recorded, Unit};
+use super::unit::{
+    backward_methods, output_grad_or_zeros, unstack_or_zeros, MergeMode, Recorded, Unit,
+};
 use crate::alloc::{self, bytes_of};
 use crate::cell::{Cell, CellInit, GruCell, LstmCell, Nonlinearity, RnnCell, Stacked, State};
 use crate::check;
@@ -610,15 +612,8 @@ impl<C> RecurrentStack<C> {
         } else {
             (steps, batch, self.output_size())
         };
-        // No gradient for the per-step outputs (only the final states are used): zeros.
-        let zeros;
-        let d_output = match d_output {
-            Some(d) => d,
-            None => {
-                zeros = Array3::zeros(want);
-                zeros.view()
-            }
-        };
+        let d_output = output_grad_or_zeros(d_output, want);
+        let d_output = d_output.view();
         tape.rec
             .check_backward("network", self, cfg, grads, &d_output, want)?;
         let d_finals = self.inits(d_final, batch, "d_final")?;
