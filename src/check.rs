@@ -63,14 +63,15 @@ pub(crate) fn lengths(lengths: Option<&[usize]>, steps: usize, batch: usize) -> 
 pub(crate) fn state<F: Float, S: State<F>>(
     state: &S,
     batch: usize,
-    hidden: usize,
+    (hidden, output): (usize, usize),
     what: &str,
 ) -> Result<()> {
     for (part, a) in state.parts() {
-        if a.dim() != (batch, hidden) {
+        let (width, name) = part_width(part, hidden, output);
+        if a.dim() != (batch, width) {
             return Err(shape_err(
                 format!("{what}.{part}"),
-                format!("({batch}, {hidden}) = (batch, hidden_size)"),
+                format!("({batch}, {width}) = (batch, {name})"),
                 a.shape(),
             ));
         }
@@ -78,21 +79,30 @@ pub(crate) fn state<F: Float, S: State<F>>(
     Ok(())
 }
 
+/// The width a state part must have and what it is: `h` is `output` wide (`proj_size` for an
+/// LSTM with a projection), the others `hidden` wide.
+fn part_width(part: &str, hidden: usize, output: usize) -> (usize, &'static str) {
+    if part == "h" && output != hidden {
+        (output, "proj_size")
+    } else {
+        (hidden, "hidden_size")
+    }
+}
+
 /// Every part of stacked states must be `(n, batch, hidden)`.
 pub(crate) fn stacked<F: Float, S: State<F>>(
     stacked: &S::Stacked,
     n: usize,
     batch: usize,
-    hidden: usize,
+    (hidden, output): (usize, usize),
     what: &str,
 ) -> Result<()> {
     for (part, a) in S::stacked_parts(stacked) {
-        if a.dim() != (n, batch, hidden) {
+        let (width, name) = part_width(part, hidden, output);
+        if a.dim() != (n, batch, width) {
             return Err(shape_err(
                 format!("{what}.{part}"),
-                format!(
-                    "({n}, {batch}, {hidden}) = (num_layers · num_directions, batch, hidden_size)"
-                ),
+                format!("({n}, {batch}, {width}) = (num_layers · num_directions, batch, {name})"),
                 a.shape(),
             ));
         }

@@ -37,6 +37,10 @@ pub struct StackConfig {
     pub batch_first: bool,
     /// Activation of an Elman RNN (default tanh); LSTM and GRU accept only the default.
     pub nonlinearity: Nonlinearity,
+    /// LSTM only: project each layer's output `h` to this many features (PyTorch's
+    /// `proj_size`; default 0, no projection). Must be below `hidden_size`. The outputs and
+    /// `h_n` are then `P = proj_size` wide per direction, `c_n` stays `hidden_size` wide.
+    pub proj_size: usize,
 }
 
 impl StackConfig {
@@ -51,6 +55,7 @@ impl StackConfig {
             dropout: 0.0,
             batch_first: false,
             nonlinearity: Nonlinearity::Tanh,
+            proj_size: 0,
         }
     }
     /// Sets the number of stacked layers.
@@ -84,6 +89,35 @@ impl StackConfig {
         self
     }
 
+    /// Sets the LSTM output projection (PyTorch's `proj_size`; 0 for none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// use recurrent::{Lstm, StackConfig};
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let config = StackConfig::new(16, 32).with_proj_size(8).with_bidirectional(true);
+    /// let lstm = Lstm::<f32>::new(config, &mut rng)?;
+    /// assert_eq!(lstm.output_size(), 16); // 2 directions × proj_size
+    /// assert_eq!(lstm.layer(0)[0].weights().weight_hh.dim(), (4 * 32, 8));
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn with_proj_size(mut self, proj_size: usize) -> Self {
+        self.proj_size = proj_size;
+        self
+    }
+
+    /// The width of each direction's output `h`: `proj_size` if set, else `hidden_size`.
+    pub fn output_width(&self) -> usize {
+        if self.proj_size > 0 {
+            self.proj_size
+        } else {
+            self.hidden_size
+        }
+    }
+
     /// Number of directions, 1 or 2.
     pub fn num_directions(&self) -> usize {
         if self.bidirectional {
@@ -98,6 +132,13 @@ impl StackConfig {
             return Err(Error::InvalidConfig(format!(
                 "input_size, hidden_size and num_layers must be at least 1, got {}, {} and {}",
                 self.input_size, self.hidden_size, self.num_layers
+            )));
+        }
+        if self.proj_size >= self.hidden_size {
+            return Err(Error::InvalidConfig(format!(
+                "proj_size must be smaller than hidden_size, got proj_size = {} and \
+                 hidden_size = {}",
+                self.proj_size, self.hidden_size
             )));
         }
         if !(0.0..=1.0).contains(&self.dropout) {

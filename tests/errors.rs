@@ -123,6 +123,7 @@ fn weights_that_do_not_fit() {
         weight_hh: Array2::zeros((8, 2)),
         bias_ih: Some(Array1::zeros(8)),
         bias_hh: Some(Array1::zeros(8)),
+        weight_hr: None,
     };
     assert!(LstmCell::from_weights(ok()).is_ok());
     // weight_hh must be (4H, H).
@@ -353,6 +354,7 @@ fn more_documented_errors() {
         weight_hh: Array2::zeros((0, 0)),
         bias_ih: None,
         bias_hh: None,
+        weight_hr: None,
     };
     let (_, m) = msg(LstmCell::from_weights(zero_h));
     assert!(m.contains("H ≥ 1"), "{m}");
@@ -361,6 +363,7 @@ fn more_documented_errors() {
         weight_hh: Array2::zeros((8, 2)),
         bias_ih: None,
         bias_hh: None,
+        weight_hr: None,
     };
     let (_, m) = msg(LstmCell::from_weights(zero_i));
     assert!(m.contains("I ≥ 1"), "{m}");

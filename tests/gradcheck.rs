@@ -92,6 +92,7 @@ fn cast_weights<F: Float, G: Float>(w: &CellWeights<F>) -> CellWeights<G> {
         weight_hh: w.weight_hh.map(c),
         bias_ih: w.bias_ih.as_ref().map(|b| b.map(c)),
         bias_hh: w.bias_hh.as_ref().map(|b| b.map(c)),
+        weight_hr: w.weight_hr.as_ref().map(|a| a.map(c)),
     }
 }
 

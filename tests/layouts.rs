@@ -40,6 +40,7 @@ fn fortran_weights(w: &CellWeights<f64>) -> CellWeights<f64> {
         weight_hh: fortran(&w.weight_hh),
         bias_ih: w.bias_ih.clone(),
         bias_hh: w.bias_hh.clone(),
+        weight_hr: w.weight_hr.clone(),
     }
 }
 

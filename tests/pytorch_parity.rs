@@ -36,6 +36,7 @@ fn weights<F: Float>(fx: &Fixture) -> CellWeights<F> {
         weight_hh: arr2(fx.get("weight_hh_l0")),
         bias_ih: bias.then(|| arr1(fx.get("bias_ih_l0"))),
         bias_hh: bias.then(|| arr1(fx.get("bias_hh_l0"))),
+        weight_hr: None,
     }
 }
 

@@ -384,6 +384,7 @@ fn rnn_hand_computed_1x1() {
         weight_hh: arr2(&[[-0.3]]),
         bias_ih: Some(arr1(&[0.1])),
         bias_hh: Some(arr1(&[0.2])),
+        weight_hr: None,
     };
     let layer = Recurrent::new(RnnCell::<f64>::from_weights(w, Nonlinearity::Tanh).unwrap());
     let x = Array3::from_shape_vec((2, 1, 1), vec![1.0, 2.0]).unwrap();
@@ -431,6 +432,7 @@ fn lstm_hand_computed_1x1() {
         weight_hh: arr2(&[[-0.1], [0.5], [-0.2], [0.3]]),
         bias_ih: Some(arr1(&[0.0, 1.0, 0.0, 0.0])),
         bias_hh: Some(arr1(&[0.05, 0.0, -0.05, 0.1])),
+        weight_hr: None,
     };
     let cell = LstmCell::<f64>::from_weights(w).unwrap();
     let state = LstmState {
@@ -460,6 +462,7 @@ fn lstm_hand_computed_1x1_f32() {
         weight_hh: arr2(&[[-0.1f32], [0.5], [-0.2], [0.3]]),
         bias_ih: Some(arr1(&[0.0f32, 1.0, 0.0, 0.0])),
         bias_hh: Some(arr1(&[0.05f32, 0.0, -0.05, 0.1])),
+        weight_hr: None,
     };
     let layer = Recurrent::new(LstmCell::<f32>::from_weights(w).unwrap());
     let x = Array3::from_elem((1, 1, 1), 2.0f32);

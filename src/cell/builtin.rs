@@ -30,7 +30,11 @@ impl<F: Float, C: EngineCell<Elem = F>> Cell<F> for C {
     }
 
     fn hidden_size(&self) -> usize {
-        self.weights().weight_hh.ncols()
+        self.weights().hidden_size()
+    }
+
+    fn output_size(&self) -> usize {
+        self.weights().output_size()
     }
 
     #[track_caller]
@@ -101,14 +105,17 @@ pub trait CellInit<F: Float>: Cell<F> + Sized {
     /// PyTorch's module name (`"RNN"`, `"LSTM"`, `"GRU"`), for messages.
     const KIND: &'static str;
 
-    /// A cell with PyTorch's default initialisation.
+    /// A cell with PyTorch's default initialisation; `proj_size > 0` adds an output projection
+    /// (LSTM only).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if a size is zero or the nonlinearity does not apply.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if a size is zero, the
+    /// nonlinearity or the projection does not apply, or `proj_size ≥ hidden_size`.
     fn init_cell<R: Rng + ?Sized>(
         input_size: usize,
         hidden_size: usize,
+        proj_size: usize,
         bias: bool,
         nonlinearity: Nonlinearity,
         rng: &mut R,
@@ -138,18 +145,22 @@ impl<F: Float, C: EngineCell<Elem = F>> CellInit<F> for C {
     fn init_cell<R: Rng + ?Sized>(
         input_size: usize,
         hidden_size: usize,
+        proj_size: usize,
         bias: bool,
         nonlinearity: Nonlinearity,
         rng: &mut R,
     ) -> Result<Self> {
         C::check_nonlinearity(nonlinearity)?;
+        check_projection::<C>(proj_size > 0)?;
         let gates = <C as EngineCell>::GATES;
-        let weights = CellWeights::init(gates, input_size, hidden_size, bias, rng)?;
+        let weights =
+            CellWeights::init_projected(gates, input_size, hidden_size, proj_size, bias, rng)?;
         Ok(C::assemble(weights, nonlinearity))
     }
 
     fn cell_from_weights(weights: CellWeights<F>, nonlinearity: Nonlinearity) -> Result<Self> {
         C::check_nonlinearity(nonlinearity)?;
+        check_projection::<C>(weights.weight_hr.is_some())?;
         let weights = weights.checked(<C as EngineCell>::GATES)?;
         Ok(C::assemble(weights, nonlinearity))
     }
@@ -161,4 +172,15 @@ impl<F: Float, C: EngineCell<Elem = F>> CellInit<F> for C {
     fn cell_nonlinearity(&self) -> Nonlinearity {
         self.nonlinearity()
     }
+}
+
+/// `Ok` unless a projection is asked of a cell without one (only an LSTM has `proj_size`).
+fn check_projection<C: EngineCell>(projected: bool) -> Result<()> {
+    if projected && !C::PROJECTION {
+        let name = format!("{}{}", &C::KIND[..1], C::KIND[1..].to_lowercase());
+        return Err(crate::Error::InvalidConfig(format!(
+            "proj_size (weight_hr) applies to Lstm only; {name} has no output projection"
+        )));
+    }
+    Ok(())
 }

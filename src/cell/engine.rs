@@ -33,7 +33,7 @@ use super::weights::{CellWeights, GradSums};
 use super::{Nonlinearity, State};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::gemm::Prepared;
+use crate::gemm::{gemm, Prepared};
 use crate::pool;
 use crate::threads;
 
@@ -118,6 +118,8 @@ struct ShardTape<F: Float> {
     cs: Array3<F>,
     /// Extra per-step vectors `(T, B, H)`, or `(T, B, 0)`.
     aux: Array3<F>,
+    /// The unprojected outputs `o ∘ tanh(c')` `(T, B, H)` of a projected LSTM, or `(T, B, 0)`.
+    hr: Array3<F>,
     reverse: bool,
     lengths: Option<Vec<usize>>,
 }
@@ -128,7 +130,12 @@ impl<F: Float> ShardTape<F> {
     }
 
     fn nbytes(&self) -> usize {
-        let values = self.x.len() + self.g.len() + self.hs.len() + self.cs.len() + self.aux.len();
+        let values = self.x.len()
+            + self.g.len()
+            + self.hs.len()
+            + self.cs.len()
+            + self.aux.len()
+            + self.hr.len();
         values * std::mem::size_of::<F>()
             + self.lengths.as_ref().map_or(0, |l| l.len()) * std::mem::size_of::<usize>()
     }
@@ -153,6 +160,7 @@ impl<F: Float> Drop for ShardTape<F> {
         pool::give_array(std::mem::take(&mut self.hs));
         pool::give_array(std::mem::take(&mut self.cs));
         pool::give_array(std::mem::take(&mut self.aux));
+        pool::give_array(std::mem::take(&mut self.hr));
     }
 }
 
@@ -194,13 +202,12 @@ pub(crate) fn run<F: Float, C: EngineCell<Elem = F>>(
     let (h0, c0) = init.split();
     let (steps, batch, _) = x.dim();
     let w = cell.weights();
-    let hidden = w.weight_hh.ncols();
     if let Some(l) = sched.lengths {
         assert_eq!(l.len(), batch, "one length per sequence");
     }
     assert_eq!(h0.nrows(), batch, "h0 must be (B, H)");
-    let mut out = Array3::zeros((steps, batch, hidden));
-    let per_row = w.weight_ih.len() + w.weight_hh.len();
+    let mut out = Array3::zeros((steps, batch, w.output_size()));
+    let per_row = w.weight_ih.len() + w.weight_hh.len() + w.weight_hr.as_ref().map_or(0, |a| a.len());
     let n = threads::shard_count(batch, steps.saturating_mul(batch).saturating_mul(per_row));
     let rows = batch.div_ceil(n);
     let prep = Prep::forward(w, rows, (n > 1).then_some(steps * rows));
@@ -240,6 +247,9 @@ struct Prep<'w, F: Float> {
     /// `W_ihᵀ` forward (the input projections `x · W_ihᵀ`), `W_ih` backward (the input
     /// gradients `d_xp · W_ih`, if asked for).
     w_ih: Option<Prepared<'w, F>>,
+    /// A projected LSTM's `W_hrᵀ` forward (`h = h_raw · W_hrᵀ`), `W_hr` backward
+    /// (`d_h_raw = d_h · W_hr`).
+    w_hr: Option<Prepared<'w, F>>,
 }
 
 impl<'w, F: Float> Prep<'w, F> {
@@ -251,6 +261,7 @@ impl<'w, F: Float> Prep<'w, F> {
         Prep {
             w_hh: Prepared::new(w.weight_hh.t(), rows),
             w_ih: input_rows.map(|m| Prepared::new(w.weight_ih.t(), m)),
+            w_hr: w.weight_hr.as_ref().map(|w_hr| Prepared::new(w_hr.t(), rows)),
         }
     }
 
@@ -261,6 +272,7 @@ impl<'w, F: Float> Prep<'w, F> {
         Prep {
             w_hh: Prepared::new(w.weight_hh.view(), rows),
             w_ih: chunk_rows.map(|m| Prepared::new(w.weight_ih.view(), m)),
+            w_hr: w.weight_hr.as_ref().map(|w_hr| Prepared::new(w_hr.view(), rows)),
         }
     }
 }
@@ -300,7 +312,7 @@ fn run_single<F: Float, C: EngineCell<Elem = F>>(
 ) -> (C::State, ShardTape<F>) {
     let (h0, c0) = init.split();
     let (steps, batch, _) = x.dim();
-    let mut out = Array3::zeros((steps, batch, cell.weights().weight_hh.ncols()));
+    let mut out = Array3::zeros((steps, batch, cell.weights().output_size()));
     let prep = Prep::forward(cell.weights(), batch, None);
     let (h, c, tape) = run_dispatch(
         cell,
@@ -407,12 +419,15 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
 ) -> RunOutput<F> {
     let w = kernel.weights();
     let (steps, batch, input) = x.dim();
-    let hidden = w.weight_hh.ncols();
+    // `hidden` is H, the width of the gates and of `c`; `hout` the width of `h` (P when
+    // projected, else H).
+    let (hidden, hout) = (w.hidden_size(), w.output_size());
     let gh = C::GATES * hidden;
     let hc = if c0.is_some() { hidden } else { 0 };
     let ha = if C::HAS_AUX { hidden } else { 0 };
+    let hp = if prep.w_hr.is_some() { hidden } else { 0 };
     assert_eq!(input, w.weight_ih.ncols(), "x must be (T, B, I)");
-    assert_eq!(h0.dim(), (batch, hidden), "h0 must be (B, H)");
+    assert_eq!(h0.dim(), (batch, hout), "h0 must be (B, H)");
     if let Some(c0) = c0 {
         assert_eq!(c0.dim(), (batch, hidden), "c0 must be (B, H)");
     }
@@ -448,7 +463,7 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
     let n_slots = if keep { steps + 1 } else { 2 };
     let init = if keep && sched.reverse { steps } else { 0 };
     // Every slot is written: the initial one here, the others by their step (for every row).
-    let mut hs = pool::scratch((n_slots, batch, hidden));
+    let mut hs = pool::scratch((n_slots, batch, hout));
     hs.index_axis_mut(Axis(0), init).assign(&h0);
     let mut cs = pool::scratch((n_slots, batch, hc));
     if let Some(c0) = c0 {
@@ -456,9 +471,11 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
     }
     // Written for the rows active at each step; backward reads no other.
     let mut aux = pool::scratch((if keep { steps } else { 1 }, batch, ha));
+    // The unprojected outputs of a projected LSTM, written like `aux`.
+    let mut hr = pool::scratch((if keep { steps } else { 1 }, batch, hp));
     let mut rec = Array2::zeros((batch, if C::SEPARATE_REC { gh } else { 0 }));
     let mut out = out;
-    assert_eq!(out.dim(), (steps, batch, hidden), "out must be (T, B, H)");
+    assert_eq!(out.dim(), (steps, batch, hout), "out must be (T, B, H)");
     // The recurrent weights laid out once for the per-step products `h_prev · W_hhᵀ`.
     let w_hh_t = &prep.w_hh;
 
@@ -479,24 +496,44 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
             w_hh_t.mul(h_prev.view(), &mut gt, true);
         }
         let mut aux_t = aux.index_axis_mut(Axis(0), if keep { t } else { 0 });
+        let mut hr_t = hr.index_axis_mut(Axis(0), if keep { t } else { 0 });
         let mut out_t = out.index_axis_mut(Axis(0), t);
         for r in 0..batch {
             if sched.active(t, r) {
+                // A projected cell writes its unprojected output, projected below.
+                let h_row = match prep.w_hr {
+                    Some(_) => hr_t.row_mut(r),
+                    None => h_next.row_mut(r),
+                };
                 kernel.forward_row(
                     gt.row_mut(r).into_slice().expect("contiguous"),
                     row(rec.view(), r),
                     row(h_prev.view(), r),
                     row(c_prev.view(), r),
-                    h_next.row_mut(r).into_slice().expect("contiguous"),
+                    h_row.into_slice().expect("contiguous"),
                     c_next.row_mut(r).into_slice().expect("contiguous"),
                     aux_t.row_mut(r).into_slice().expect("contiguous"),
                 );
-                out_t.row_mut(r).assign(&h_next.row(r));
+                if prep.w_hr.is_none() {
+                    out_t.row_mut(r).assign(&h_next.row(r));
+                }
             } else {
                 // Padding: the state is carried unchanged and the output stays zero.
                 h_next.row_mut(r).assign(&h_prev.row(r));
                 c_next.row_mut(r).assign(&c_prev.row(r));
                 aux_t.row_mut(r).fill(F::zero());
+                hr_t.row_mut(r).fill(F::zero());
+            }
+        }
+        if let Some(w_hr_t) = &prep.w_hr {
+            // `h = h_raw · W_hrᵀ` for every row, then padded rows get their state back.
+            w_hr_t.mul(hr_t.view(), &mut h_next, false);
+            for r in 0..batch {
+                if sched.active(t, r) {
+                    out_t.row_mut(r).assign(&h_next.row(r));
+                } else {
+                    h_next.row_mut(r).assign(&h_prev.row(r));
+                }
             }
         }
     }
@@ -505,6 +542,7 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
     let Some(x) = x_saved else {
         pool::give_array(g);
         pool::give_array(aux);
+        pool::give_array(hr);
         pool::give_array(hs);
         pool::give_array(cs);
         return (h_last, c_last, None);
@@ -515,6 +553,7 @@ fn run_impl<F: Float, C: EngineCell<Elem = F>>(
         hs,
         cs,
         aux,
+        hr,
         reverse: sched.reverse,
         lengths: sched.lengths.map(<[usize]>::to_vec),
     };
@@ -547,7 +586,8 @@ pub(crate) fn backward<F: Float, C: EngineCell<Elem = F>>(
     assert!(
         grads.weight_ih.dim() == w.weight_ih.dim()
             && grads.weight_hh.dim() == w.weight_hh.dim()
-            && grads.has_bias() == w.has_bias(),
+            && grads.has_bias() == w.has_bias()
+            && grads.weight_hr.as_ref().map(Array2::dim) == w.weight_hr.as_ref().map(Array2::dim),
         "grads must be shaped like the weights"
     );
     let (dh_final, dc_final) = d_final.split();
@@ -620,6 +660,9 @@ pub(crate) fn backward<F: Float, C: EngineCell<Elem = F>>(
             add_into(grads, &own);
             pool::give_array(own.weight_ih);
             pool::give_array(own.weight_hh);
+            if let Some(w_hr) = own.weight_hr {
+                pool::give_array(w_hr);
+            }
         }
         dh.push(h);
         dc.extend(c);
@@ -641,6 +684,7 @@ fn pooled_zeros_like<F: Float>(w: &CellWeights<F>) -> CellWeights<F> {
         weight_hh: zeros(&w.weight_hh),
         bias_ih: w.bias_ih.as_ref().map(|b| ndarray::Array1::zeros(b.len())),
         bias_hh: w.bias_hh.as_ref().map(|b| ndarray::Array1::zeros(b.len())),
+        weight_hr: w.weight_hr.as_ref().map(zeros),
     }
 }
 
@@ -652,6 +696,9 @@ fn add_into<F: Float>(acc: &mut CellWeights<F>, g: &CellWeights<F>) {
         *a += b;
     }
     if let (Some(a), Some(b)) = (&mut acc.bias_hh, &g.bias_hh) {
+        *a += b;
+    }
+    if let (Some(a), Some(b)) = (&mut acc.weight_hr, &g.weight_hr) {
         *a += b;
     }
 }
@@ -767,14 +814,15 @@ fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
 ) -> BackwardOutput<F> {
     let w = kernel.weights();
     let (steps, batch) = (tape.steps(), tape.batch());
-    let hidden = w.weight_hh.ncols();
+    // H (gates, `c`) and the width of `h` (P when projected), as in `run_impl`.
+    let (hidden, hout) = (w.hidden_size(), w.output_size());
     let gh = C::GATES * hidden;
     assert_eq!(
         d_out.dim(),
-        (steps, batch, hidden),
+        (steps, batch, hout),
         "d_output must be (T, B, H)"
     );
-    assert_eq!(dh_final.dim(), (batch, hidden), "dh_final must be (B, H)");
+    assert_eq!(dh_final.dim(), (batch, hout), "dh_final must be (B, H)");
     if let Some(dc_final) = dc_final {
         assert_eq!(dc_final.dim(), (batch, hidden), "dc_final must be (B, H)");
     }
@@ -796,6 +844,11 @@ fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
     // Every row of a chunk is written before it is read (padding rows with zeros).
     let mut d_xp = pool::scratch((chunk * batch, gh));
     let mut d_rec_sep = pool::scratch((if C::SEPARATE_REC { chunk * batch } else { 0 }, gh));
+    // A projected LSTM: the gradients of the projected outputs of the chunk's steps
+    // `(rows, P)`, for `dW_hr`, and the direct part of `dh_prev` the kernel writes `(B, H)`.
+    let w_hr = prep.w_hr.as_ref();
+    let mut d_hp = pool::scratch((if w_hr.is_some() { chunk * batch } else { 0 }, hout));
+    let mut direct_raw = Array2::zeros((batch, if w_hr.is_some() { hidden } else { 0 }));
     // A shard's `dx` is a strided part of the whole: its chunks are formed here and copied.
     let mut dx_scratch =
         (want_dx && !dx.is_standard_layout()).then(|| Array2::zeros((chunk * batch, input)));
@@ -805,8 +858,9 @@ fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
         Some(dc) => dc.as_standard_layout().into_owned(),
         None => Array2::zeros((batch, 0)),
     };
+    // The gradient reaching the kernel's `h` (`h_raw`, H wide, when projected).
     let mut dh = Array2::zeros((batch, hidden));
-    let mut direct = Array2::zeros((batch, hidden));
+    let mut direct = Array2::zeros((batch, hout));
     // The recurrent weights laid out once for the per-step products `d_rec · W_hh`.
     let w_hh = &prep.w_hh;
     let first = if sched.reverse { 1 } else { 0 };
@@ -831,20 +885,46 @@ fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
             let d_out_t = d_out.index_axis(Axis(0), t);
             let mut dxp_t = d_xp.slice_mut(s![rows.clone(), ..]);
             let mut drec_t = if C::SEPARATE_REC {
-                d_rec_sep.slice_mut(s![rows, ..])
+                d_rec_sep.slice_mut(s![rows.clone(), ..])
             } else {
                 d_rec_sep.slice_mut(s![.., ..])
             };
+            if let Some(w_hr) = w_hr {
+                // Projected: the gradient of `h` (zero on padded rows), kept for `dW_hr`, and
+                // through `W_hr` the gradient of the unprojected output, for every row at once.
+                let mut dhp_t = d_hp.slice_mut(s![rows, ..]);
+                for r in 0..batch {
+                    if sched.active(t, r) {
+                        Zip::from(dhp_t.row_mut(r))
+                            .and(d_out_t.row(r))
+                            .and(dh_next.row(r))
+                            .for_each(|a, &u, &v| *a = u + v);
+                    } else {
+                        dhp_t.row_mut(r).fill(F::zero());
+                    }
+                }
+                w_hr.mul(dhp_t.view(), &mut dh.view_mut(), false);
+            }
             for r in 0..batch {
                 if sched.active(t, r) {
-                    Zip::from(dh.row_mut(r))
-                        .and(d_out_t.row(r))
-                        .and(dh_next.row(r))
-                        .for_each(|a, &u, &v| *a = u + v);
+                    if w_hr.is_none() {
+                        Zip::from(dh.row_mut(r))
+                            .and(d_out_t.row(r))
+                            .and(dh_next.row(r))
+                            .for_each(|a, &u, &v| *a = u + v);
+                    }
                     let d_rec_row = if C::SEPARATE_REC {
                         drec_t.row_mut(r).into_slice().expect("contiguous")
                     } else {
                         &mut []
+                    };
+                    // Projected, the direct part is that of `h_raw`'s inputs: an LSTM has none.
+                    let direct_row = match w_hr {
+                        Some(_) => {
+                            direct.row_mut(r).fill(F::zero());
+                            direct_raw.row_mut(r)
+                        }
+                        None => direct.row_mut(r),
                     };
                     kernel.backward_row(
                         row(gt, r),
@@ -855,7 +935,7 @@ fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
                         dc.row_mut(r).into_slice().expect("contiguous"),
                         dxp_t.row_mut(r).into_slice().expect("contiguous"),
                         d_rec_row,
-                        direct.row_mut(r).into_slice().expect("contiguous"),
+                        direct_row.into_slice().expect("contiguous"),
                     );
                 } else {
                     // Padding: gradients pass through; the gradient reaching the zero output is
@@ -889,9 +969,17 @@ fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
         let h_prev_c = tape
             .hs
             .slice(s![first + t_lo..first + t_lo + n, .., ..])
-            .into_shape_with_order((rows, hidden))
+            .into_shape_with_order((rows, hout))
             .expect("contiguous");
         sums.add_chunk(d_xp_c, d_rec_c, x_c, h_prev_c, grads.as_deref_mut());
+        if w_hr.is_some() {
+            let h_raw_c = tape
+                .hr
+                .slice(s![t_lo..t_lo + n, .., ..])
+                .into_shape_with_order((rows, hidden))
+                .expect("contiguous");
+            sums.add_projection(d_hp.slice(s![..rows, ..]), h_raw_c);
+        }
         if let Some(w_ih) = w_ih {
             let mut dx_c = dx.slice_mut(s![t_lo..t_lo + n, .., ..]);
             match (
@@ -917,6 +1005,7 @@ fn backward_impl<F: Float, C: EngineCell<Elem = F>>(
 
     pool::give_array(d_xp);
     pool::give_array(d_rec_sep);
+    pool::give_array(d_hp);
     (dh_next, dc_final.map(|_| dc), sums)
 }
 
@@ -932,6 +1021,8 @@ pub struct StepCache<F: Float> {
     c_prev: Array2<F>,
     g: Array2<F>,
     aux: Array2<F>,
+    /// The unprojected output of a projected LSTM `(B, H)`, or `(B, 0)`.
+    hr: Array2<F>,
 }
 
 /// One step of `cell` for every row of `x` `(B, I)` from `state`: returns the new state and the
@@ -949,6 +1040,7 @@ pub(crate) fn step<F: Float, C: EngineCell<Elem = F>>(
         c_prev: std::mem::take(&mut tape.cs).index_axis_move(Axis(0), 0),
         g: std::mem::take(&mut tape.g),
         aux: std::mem::take(&mut tape.aux).index_axis_move(Axis(0), 0),
+        hr: std::mem::take(&mut tape.hr).index_axis_move(Axis(0), 0),
     };
     (next, cache)
 }
@@ -964,8 +1056,8 @@ pub(crate) fn backward_step<F: Float, C: EngineCell<Elem = F>>(
     let w = kernel.weights();
     let (dh, dc) = d_state.split();
     let batch = cache.x.nrows();
-    let hidden = w.weight_hh.ncols();
-    assert_eq!(dh.dim(), (batch, hidden), "d_state.h must be (B, H)");
+    let (hidden, hout) = (w.hidden_size(), w.output_size());
+    assert_eq!(dh.dim(), (batch, hout), "d_state.h must be (B, H)");
     if let Some(dc) = dc {
         assert_eq!(dc.dim(), (batch, hidden), "d_state.c must be (B, H)");
     }
@@ -979,8 +1071,22 @@ pub(crate) fn backward_step<F: Float, C: EngineCell<Elem = F>>(
         w.has_bias(),
         "grads must be shaped like the weights"
     );
+    assert_eq!(
+        grads.weight_hr.as_ref().map(Array2::dim),
+        w.weight_hr.as_ref().map(Array2::dim),
+        "grads must be shaped like the weights"
+    );
     let gh = C::GATES * hidden;
-    let dh = dh.as_standard_layout();
+    // Projected: `dW_hr += dhᵀ h_raw`, and the kernel gets the gradient of `h_raw`, `dh W_hr`.
+    let dh = match (&w.weight_hr, &mut grads.weight_hr) {
+        (Some(w_hr), Some(g_hr)) => {
+            gemm(dh.t(), cache.hr.view(), &mut g_hr.view_mut(), true);
+            let mut d_raw = Array2::zeros((batch, hidden));
+            gemm(dh, w_hr.view(), &mut d_raw.view_mut(), false);
+            ndarray::CowArray::from(d_raw)
+        }
+        _ => dh.as_standard_layout(),
+    };
     // Without a cell state, `(B, 0)`: the kernel gets empty rows.
     let mut dc_prev = match dc {
         Some(dc) => dc.as_standard_layout().into_owned(),
@@ -988,8 +1094,15 @@ pub(crate) fn backward_step<F: Float, C: EngineCell<Elem = F>>(
     };
     let mut d_xp = Array2::zeros((batch, gh));
     let mut d_rec = Array2::zeros((batch, if C::SEPARATE_REC { gh } else { 0 }));
-    let mut dh_prev = Array2::zeros((batch, hidden));
+    let mut dh_prev = Array2::zeros((batch, hout));
+    // The kernel's direct part of `dh_prev`: that of `h_raw`'s inputs when projected (an LSTM
+    // has none, so `dh_prev` is the recurrent product alone).
+    let mut direct_raw = Array2::zeros((batch, if w.weight_hr.is_some() { hidden } else { 0 }));
     for r in 0..batch {
+        let direct = match w.weight_hr {
+            Some(_) => direct_raw.row_mut(r),
+            None => dh_prev.row_mut(r),
+        };
         kernel.backward_row(
             row(cache.g.view(), r),
             row(cache.aux.view(), r),
@@ -999,7 +1112,7 @@ pub(crate) fn backward_step<F: Float, C: EngineCell<Elem = F>>(
             dc_prev.row_mut(r).into_slice().expect("contiguous"),
             d_xp.row_mut(r).into_slice().expect("contiguous"),
             d_rec.row_mut(r).into_slice().expect("contiguous"),
-            dh_prev.row_mut(r).into_slice().expect("contiguous"),
+            direct.into_slice().expect("contiguous"),
         );
     }
     let d_rec = if C::SEPARATE_REC {
@@ -1044,6 +1157,9 @@ pub trait EngineCell: Clone + Debug + Send + Sync {
     const HAS_AUX: bool;
     /// Needs the recurrent product `h W_hhᵀ + b_hh` apart from the input projection (GRU).
     const SEPARATE_REC: bool;
+    /// May have an output projection `weight_hr` (LSTM): the kernel's `h` is then the
+    /// unprojected output, and the engine multiplies it by `W_hrᵀ`.
+    const PROJECTION: bool = false;
 
     /// The cell made of `weights`, already checked for [`Self::GATES`] gates, and a nonlinearity
     /// that [`EngineCell::check_nonlinearity`] accepted.

@@ -179,7 +179,7 @@ impl<F: Float> GruCell<F> {
         bias: bool,
         rng: &mut R,
     ) -> Result<Self> {
-        Self::init_cell(input_size, hidden_size, bias, Nonlinearity::Tanh, rng)
+        Self::init_cell(input_size, hidden_size, 0, bias, Nonlinearity::Tanh, rng)
     }
 
     /// A cell from given weights in PyTorch's layout (gate order r, z, n).

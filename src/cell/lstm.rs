@@ -38,6 +38,11 @@ use crate::float::Float;
 /// `weight_ih (4H, I)`, `weight_hh (4H, H)`, `bias_ih (4H)`, `bias_hh (4H)`.
 /// The state is [`LstmState`] (`h` and `c`, each `(B, H)`).
 ///
+/// With PyTorch's `proj_size = P` ([`LstmCell::projected`]) the output is projected,
+/// `h' = (o ∘ tanh(c')) W_hrᵀ` `(B, P)` with `weight_hr (P, H)`; `weight_hh` is then `(4H, P)`
+/// and `c` stays `(B, H)`. Backward: `dW_hr += dh'ᵀ (o ∘ tanh(c'))`, and the equations above run
+/// from `dh' W_hr`.
+///
 /// # Examples
 ///
 /// ```
@@ -105,6 +110,12 @@ impl<F: Float> State<F> for LstmState<F> {
             c: Array2::zeros((batch, hidden)),
         }
     }
+    fn zeros_with(batch: usize, hidden: usize, output: usize) -> Self {
+        Self {
+            h: Array2::zeros((batch, output)),
+            c: Array2::zeros((batch, hidden)),
+        }
+    }
     fn h(&self) -> ArrayView2<'_, F> {
         self.h.view()
     }
@@ -139,6 +150,7 @@ impl<F: Float> EngineCell for LstmCell<F> {
     const KIND: &'static str = "LSTM";
     const HAS_AUX: bool = true;
     const SEPARATE_REC: bool = false;
+    const PROJECTION: bool = true;
 
     fn assemble(weights: CellWeights<F>, _: Nonlinearity) -> Self {
         Self { weights }
@@ -262,7 +274,46 @@ impl<F: Float> LstmCell<F> {
         bias: bool,
         rng: &mut R,
     ) -> Result<Self> {
-        Self::init_cell(input_size, hidden_size, bias, Nonlinearity::Tanh, rng)
+        Self::init_cell(input_size, hidden_size, 0, bias, Nonlinearity::Tanh, rng)
+    }
+
+    /// A cell whose output is projected to `proj_size` features (PyTorch's
+    /// `LSTM(…, proj_size=P)`): `h = (o ∘ tanh(c)) W_hrᵀ` is `(B, P)`, `c` stays `(B, H)`, and
+    /// `weight_hh` is `(4H, P)`. PyTorch's initialisation, `weight_hr` drawn last.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) if a size is zero or
+    /// `proj_size ≥ hidden_size`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ndarray::Array2;
+    /// use rand::SeedableRng;
+    /// use recurrent::{Cell, LstmCell};
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    /// let cell = LstmCell::<f64>::projected(3, 8, 2, true, &mut rng)?;
+    /// let (next, _) = cell.step(Array2::ones((5, 3)).view(), &cell.zero_state(5));
+    /// assert_eq!((next.h.dim(), next.c.dim()), ((5, 2), (5, 8)));
+    /// assert!(LstmCell::<f64>::projected(3, 8, 8, true, &mut rng).is_err());
+    /// # Ok::<(), recurrent::Error>(())
+    /// ```
+    pub fn projected<R: Rng + ?Sized>(
+        input_size: usize,
+        hidden_size: usize,
+        proj_size: usize,
+        bias: bool,
+        rng: &mut R,
+    ) -> Result<Self> {
+        if proj_size == 0 {
+            return Err(crate::Error::InvalidConfig(
+                "proj_size must be at least 1 for a projected cell (use LstmCell::new for none)"
+                    .into(),
+            ));
+        }
+        Self::init_cell(input_size, hidden_size, proj_size, bias, Nonlinearity::Tanh, rng)
     }
 
     /// A cell from given weights in PyTorch's layout (gate order i, f, g, o).

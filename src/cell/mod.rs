@@ -61,6 +61,14 @@ pub trait State<F: Float>: Clone + Debug {
     /// A zero state for `batch` sequences of hidden size `hidden`.
     fn zeros(batch: usize, hidden: usize) -> Self;
 
+    /// A zero state whose `h` is `output` wide and whose other parts are `hidden` wide (they
+    /// differ only for an LSTM with a projection, whose `h` is `proj_size` wide). The default is
+    /// [`State::zeros`]`(batch, hidden)`, for states without a projection.
+    fn zeros_with(batch: usize, hidden: usize, output: usize) -> Self {
+        let _ = output;
+        Self::zeros(batch, hidden)
+    }
+
     /// The hidden state `h`, `(B, H)`: what the cell outputs at this step.
     fn h(&self) -> ArrayView2<'_, F>;
 
@@ -92,6 +100,9 @@ impl<F: Float> State<F> for Array2<F> {
 
     fn zeros(batch: usize, hidden: usize) -> Self {
         Array2::zeros((batch, hidden))
+    }
+    fn zeros_with(batch: usize, _hidden: usize, output: usize) -> Self {
+        Array2::zeros((batch, output))
     }
     fn h(&self) -> ArrayView2<'_, F> {
         self.view()
@@ -286,9 +297,15 @@ pub trait Cell<F: Float>: Params<F> + Send + Sync {
     /// Number of hidden units `H`.
     fn hidden_size(&self) -> usize;
 
-    /// A zero state for `batch` sequences.
+    /// Features of the output `h` at each step: `H`, or `P` for an LSTM with a projection
+    /// (PyTorch's `proj_size`). The default is [`Cell::hidden_size`].
+    fn output_size(&self) -> usize {
+        self.hidden_size()
+    }
+
+    /// A zero state for `batch` sequences: `h` `(B, output_size)`, other parts `(B, H)`.
     fn zero_state(&self, batch: usize) -> Self::State {
-        Self::State::zeros(batch, self.hidden_size())
+        Self::State::zeros_with(batch, self.hidden_size(), self.output_size())
     }
 
     /// Advances `state` by one step of input `x` `(B, I)`; returns the new state and what backward
@@ -429,7 +446,7 @@ pub fn forward_steps<F: Float, C: Cell<F>>(
     schedule: Schedule<'_>,
 ) -> (Array3<F>, C::State, Vec<C::StepCache>) {
     let (steps, batch, _) = x.dim();
-    let mut out = Array3::zeros((steps, batch, cell.hidden_size()));
+    let mut out = Array3::zeros((steps, batch, cell.output_size()));
     let mut caches = Vec::with_capacity(steps);
     let mut state = init.clone();
     for s in 0..steps {
@@ -467,7 +484,7 @@ pub fn backward_steps<F: Float, C: Cell<F>>(
     assert_eq!(caches.len(), steps, "one cache per time step");
     let mut dx = Array3::zeros((steps, batch, cell.input_size()));
     let mut d_state = d_final.clone();
-    let zero = C::State::zeros(batch, cell.hidden_size());
+    let zero = cell.zero_state(batch);
     for s in (0..steps).rev() {
         let t = schedule.time(s, steps);
         let active = |r: usize| schedule.active(t, r);

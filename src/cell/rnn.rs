@@ -152,7 +152,7 @@ impl<F: Float> RnnCell<F> {
         bias: bool,
         rng: &mut R,
     ) -> Result<Self> {
-        Self::init_cell(input_size, hidden_size, bias, nonlinearity, rng)
+        Self::init_cell(input_size, hidden_size, 0, bias, nonlinearity, rng)
     }
 
     /// A cell from given weights in PyTorch's layout.

@@ -17,9 +17,12 @@ use crate::gemm::{gemm, Prepared};
 /// | `weight_hh` | `(G·H, H)` | `weight_hh_l{k}` |
 /// | `bias_ih` | `(G·H)` | `bias_ih_l{k}` |
 /// | `bias_hh` | `(G·H)` | `bias_hh_l{k}` |
+/// | `weight_hr` | `(P, H)` | `weight_hr_l{k}` (LSTM with `proj_size = P` only) |
 ///
 /// `G` is 1 for an Elman RNN, 4 for an LSTM (gate order i, f, g, o) and 3 for a GRU (r, z, n).
-/// Both biases are present or both absent (`bias: false` in PyTorch).
+/// Both biases are present or both absent (`bias: false` in PyTorch). An LSTM with a projection
+/// (PyTorch's `proj_size = P`, `0 < P < H`) has `weight_hr` and a `weight_hh` of `(4H, P)`: its
+/// output `h` is `P` wide (`h = (o ∘ tanh(c)) W_hrᵀ`), its cell state `c` stays `H` wide.
 ///
 /// # Examples
 ///
@@ -35,6 +38,7 @@ use crate::gemm::{gemm, Prepared};
 ///     weight_hh: Array2::zeros((4 * h, h)),
 ///     bias_ih: Some(Array1::zeros(4 * h)),
 ///     bias_hh: Some(Array1::zeros(4 * h)),
+///     weight_hr: None,
 /// };
 /// let cell = LstmCell::from_weights(weights)?;
 /// assert_eq!((cell.input_size(), cell.hidden_size()), (3, 2));
@@ -44,6 +48,7 @@ use crate::gemm::{gemm, Prepared};
 ///     weight_hh: Array2::zeros((3 * h, h)), // a GRU's shape
 ///     bias_ih: None,
 ///     bias_hh: None,
+///     weight_hr: None,
 /// };
 /// assert!(LstmCell::from_weights(wrong).is_err());
 /// # Ok::<(), recurrent::Error>(())
@@ -58,6 +63,8 @@ pub struct CellWeights<F: Float> {
     pub bias_ih: Option<Array1<F>>,
     /// Hidden-side bias `(G·H)`, or `None` for a cell without biases.
     pub bias_hh: Option<Array1<F>>,
+    /// Projection of the output `(P, H)` (an LSTM with PyTorch's `proj_size = P`), or `None`.
+    pub weight_hr: Option<Array2<F>>,
 }
 
 impl<F: Float> CellWeights<F> {
@@ -75,9 +82,34 @@ impl<F: Float> CellWeights<F> {
         bias: bool,
         rng: &mut R,
     ) -> Result<Self> {
+        Self::init_projected(gates, input_size, hidden_size, 0, bias, rng)
+    }
+
+    /// [`CellWeights::init`] with an output projection of `proj_size` rows (PyTorch's LSTM
+    /// `proj_size`; 0 for none): `weight_hh` is then `(G·H, P)` and `weight_hr` `(P, H)` is drawn
+    /// last, from the same `uniform(−1/√H, 1/√H)`, as PyTorch does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if a size is zero or `proj_size ≥ hidden_size`;
+    /// [`Error::OutOfMemory`] if the weights cannot be allocated.
+    pub fn init_projected<R: Rng + ?Sized>(
+        gates: usize,
+        input_size: usize,
+        hidden_size: usize,
+        proj_size: usize,
+        bias: bool,
+        rng: &mut R,
+    ) -> Result<Self> {
         if input_size == 0 || hidden_size == 0 {
             return Err(Error::InvalidConfig(format!(
                 "input_size and hidden_size must be at least 1, got input_size = {input_size}, \
+                 hidden_size = {hidden_size}"
+            )));
+        }
+        if proj_size >= hidden_size {
+            return Err(Error::InvalidConfig(format!(
+                "proj_size must be smaller than hidden_size, got proj_size = {proj_size}, \
                  hidden_size = {hidden_size}"
             )));
         }
@@ -86,10 +118,13 @@ impl<F: Float> CellWeights<F> {
             .checked_mul(hidden_size)
             .ok_or_else(|| out_of_memory(what("weight_hh"), u128::MAX))?;
         let biases = if bias { 2 } else { 0 };
+        // The width of `h`: what `weight_hh` multiplies.
+        let out = if proj_size > 0 { proj_size } else { hidden_size };
         alloc::probe(
             bytes_of::<F>(&[gh, input_size])
-                .saturating_add(bytes_of::<F>(&[gh, hidden_size]))
-                .saturating_add(bytes_of::<F>(&[gh, biases])),
+                .saturating_add(bytes_of::<F>(&[gh, out]))
+                .saturating_add(bytes_of::<F>(&[gh, biases]))
+                .saturating_add(bytes_of::<F>(&[proj_size, hidden_size])),
             &format!(
                 "the weights of a cell with input_size = {input_size}, hidden_size = {hidden_size}"
             ),
@@ -99,7 +134,7 @@ impl<F: Float> CellWeights<F> {
             .map_err(|e| Error::InvalidConfig(format!("uniform(-{k}, {k}): {e}")))?;
         let mut draw = || dist.sample(rng);
         let weight_ih = try_array(Ix2(gh, input_size), &what("weight_ih"), &mut draw)?;
-        let weight_hh = try_array(Ix2(gh, hidden_size), &what("weight_hh"), &mut draw)?;
+        let weight_hh = try_array(Ix2(gh, out), &what("weight_hh"), &mut draw)?;
         let (bias_ih, bias_hh) = if bias {
             let b_ih = try_array(Ix1(gh), &what("bias_ih"), &mut draw)?;
             let b_hh = try_array(Ix1(gh), &what("bias_hh"), &mut draw)?;
@@ -107,12 +142,36 @@ impl<F: Float> CellWeights<F> {
         } else {
             (None, None)
         };
+        let weight_hr = if proj_size > 0 {
+            let what = format!("weight_hr ({proj_size} rows)");
+            Some(try_array(Ix2(proj_size, hidden_size), &what, &mut draw)?)
+        } else {
+            None
+        };
         Ok(Self {
             weight_ih,
             weight_hh,
             bias_ih,
             bias_hh,
+            weight_hr,
         })
+    }
+
+    /// Hidden units `H`: the width of the cell state and of each gate.
+    pub fn hidden_size(&self) -> usize {
+        self.weight_hr
+            .as_ref()
+            .map_or(self.weight_hh.ncols(), |w| w.ncols())
+    }
+
+    /// The width of the output `h`: `P` with a projection, else `H`.
+    pub fn output_size(&self) -> usize {
+        self.weight_hh.ncols()
+    }
+
+    /// `P`, the rows of `weight_hr`, or 0 without a projection (PyTorch's `proj_size`).
+    pub fn proj_size(&self) -> usize {
+        self.weight_hr.as_ref().map_or(0, |w| w.nrows())
     }
 
     /// Checks the shapes for a cell with `gates` gates and returns `(input_size, hidden_size)`.
@@ -122,14 +181,38 @@ impl<F: Float> CellWeights<F> {
     /// [`Error::Shape`] naming the array whose shape does not fit, [`Error::InvalidConfig`] if
     /// exactly one bias is given or a size is zero.
     pub fn check(&self, gates: usize) -> Result<(usize, usize)> {
-        let (rows, hidden) = self.weight_hh.dim();
-        if hidden == 0 || hidden.checked_mul(gates) != Some(rows) {
-            return Err(shape_err(
-                "weight_hh",
-                format!("({gates}·H, H) with H ≥ 1 ({gates} gates)"),
-                self.weight_hh.shape(),
-            ));
-        }
+        let (rows, out) = self.weight_hh.dim();
+        let hidden = match &self.weight_hr {
+            None => {
+                if out == 0 || out.checked_mul(gates) != Some(rows) {
+                    return Err(shape_err(
+                        "weight_hh",
+                        format!("({gates}·H, H) with H ≥ 1 ({gates} gates)"),
+                        self.weight_hh.shape(),
+                    ));
+                }
+                out
+            }
+            Some(w_hr) => {
+                // With a projection `H` comes from `weight_hr (P, H)`, `P` from `weight_hh`.
+                let (p, hidden) = w_hr.dim();
+                if p == 0 || p >= hidden {
+                    return Err(shape_err(
+                        "weight_hr",
+                        "(P, H) with 1 ≤ P < H (proj_size below hidden_size)",
+                        w_hr.shape(),
+                    ));
+                }
+                if out != p || hidden.checked_mul(gates) != Some(rows) {
+                    return Err(shape_err(
+                        "weight_hh",
+                        format!("({gates}·{hidden}, {p}) = ({gates}·H, P), to match weight_hr"),
+                        self.weight_hh.shape(),
+                    ));
+                }
+                hidden
+            }
+        };
         let (rows_ih, input) = self.weight_ih.dim();
         if rows_ih != rows || input == 0 {
             return Err(shape_err(
@@ -173,6 +256,9 @@ impl<F: Float> CellWeights<F> {
         if let Some(b) = &mut self.bias_hh {
             standard(b);
         }
+        if let Some(w) = &mut self.weight_hr {
+            standard(w);
+        }
         Ok(self)
     }
 
@@ -190,6 +276,9 @@ impl<F: Float> CellWeights<F> {
             v.push(("bias_ih".to_string(), b_ih.view().into_dyn()));
             v.push(("bias_hh".to_string(), b_hh.view().into_dyn()));
         }
+        if let Some(w_hr) = &self.weight_hr {
+            v.push(("weight_hr".to_string(), w_hr.view().into_dyn()));
+        }
         v
     }
 
@@ -201,6 +290,9 @@ impl<F: Float> CellWeights<F> {
         if let (Some(b_ih), Some(b_hh)) = (&mut self.bias_ih, &mut self.bias_hh) {
             v.push(b_ih.view_mut().into_dyn());
             v.push(b_hh.view_mut().into_dyn());
+        }
+        if let Some(w_hr) = &mut self.weight_hr {
+            v.push(w_hr.view_mut().into_dyn());
         }
         v
     }
@@ -264,6 +356,8 @@ impl<F: Float> CellWeights<F> {
 /// Otherwise (GRU) each chunk adds its two products directly.
 pub(crate) struct GradSums<F: Float> {
     fused: Option<Fused<F>>,
+    /// `dW_hr` summed so far (a projected LSTM), `(P, H)`, and whether a chunk was added.
+    proj: Option<(Array2<F>, bool)>,
 }
 
 struct Fused<F: Float> {
@@ -287,7 +381,19 @@ impl<F: Float> GradSums<F> {
             db: w.has_bias().then(|| Array1::zeros(gh)),
             started: false,
         });
-        GradSums { fused }
+        let proj = w
+            .weight_hr
+            .as_ref()
+            .map(|w_hr| (crate::pool::scratch(w_hr.raw_dim()), false));
+        GradSums { fused, proj }
+    }
+
+    /// Adds one chunk of the projection's gradient: `dW_hr += d_hᵀ h_raw`, from the gradients
+    /// `d_h` `(rows, P)` of the projected outputs and the unprojected ones `h_raw` `(rows, H)`.
+    pub(crate) fn add_projection(&mut self, d_h: ArrayView2<'_, F>, h_raw: ArrayView2<'_, F>) {
+        let (dw, started) = self.proj.as_mut().expect("a projected cell");
+        gemm(d_h.t(), h_raw, &mut dw.view_mut(), *started);
+        *started = true;
     }
 
     /// Adds one chunk: `d_xp`, `d_rec` `(rows, G·H)`, `x` `(rows, I)`, `h_prev` `(rows, H)`
@@ -322,6 +428,12 @@ impl<F: Float> GradSums<F> {
 
     /// Adds what was summed into `grads` and returns the buffers to the pool.
     pub(crate) fn finish(self, grads: &mut CellWeights<F>) {
+        if let Some((dw, started)) = self.proj {
+            if started {
+                *grads.weight_hr.as_mut().expect("grads shaped like the weights") += &dw;
+            }
+            crate::pool::give_array(dw);
+        }
         let Some(f) = self.fused else { return };
         if f.started {
             let n_in = grads.weight_ih.ncols();

@@ -13,7 +13,7 @@ use crate::float::Float;
 use crate::Rnn;
 
 /// The parameter names of one recurrent cell, before the `_l{k}[_reverse]` suffix.
-const CELL_PARAMS: [&str; 4] = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"];
+const CELL_PARAMS: [&str; 5] = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"];
 
 /// `(layer, reverse)` if `key` (prefix removed) names a recurrent cell parameter
 /// (`weight_ih_l3_reverse`, …).
@@ -26,7 +26,9 @@ pub(crate) fn cell_param(key: &str) -> Option<(usize, bool)> {
 /// Infers a stack's configuration from the keys under `prefix` and the shapes of layer 0's weights
 /// in `file` (read from `path`): `num_layers` and `bidirectional` from the keys, `hidden_size` from
 /// `weight_hh_l0` (`(gates·H, H)`, checked against the `kind` of cell being loaded), `input_size`
-/// from `weight_ih_l0`, `bias` from the presence of `bias_ih_l0`. Other settings are defaults.
+/// from `weight_ih_l0`, `bias` from the presence of `bias_ih_l0`, and for an LSTM with a
+/// projection (`weight_hr_l0` present, `(P, H)`) `proj_size` and `hidden_size` from
+/// `weight_hr_l0`. Other settings are defaults.
 pub(crate) fn infer_config<F>(
     file: &TensorFile<F>,
     prefix: &str,
@@ -65,9 +67,29 @@ pub(crate) fn infer_config<F>(
         .tensors
         .get(&hh0)
         .ok_or_else(|| super::missing(file, &hh0, path))?;
-    let hidden = match hh.shape() {
-        &[rows, hidden] if hidden > 0 && hidden.checked_mul(gates) == Some(rows) => hidden,
-        got => {
+    // With a projection `weight_hh` is `(gates·H, P)` and `weight_hr` `(P, H)`.
+    let hr0 = key("weight_hr");
+    let proj = match file.tensors.get(&hr0).map(|a| a.shape()) {
+        None => None,
+        Some(&[p, hidden]) => Some((p, hidden)),
+        Some(got) => {
+            return Err(Error::weight_file(
+                path,
+                Some(&hr0),
+                Problem::Rank {
+                    expected: 2,
+                    got: got.to_vec(),
+                },
+            ))
+        }
+    };
+    let hidden = match (hh.shape(), proj) {
+        // The cells check `weight_hh` against `weight_hr` and name the one that does not fit.
+        (_, Some((_, hidden))) => hidden,
+        (&[rows, hidden], None) if hidden > 0 && hidden.checked_mul(gates) == Some(rows) => {
+            hidden
+        }
+        (got, _) => {
             return Err(Error::weight_file(
                 path,
                 Some(&hh0),
@@ -98,17 +120,19 @@ pub(crate) fn infer_config<F>(
     Ok(StackConfig::new(input, hidden)
         .with_num_layers(layers)
         .with_bidirectional(bidirectional)
-        .with_bias(bias))
+        .with_bias(bias)
+        .with_proj_size(proj.map_or(0, |(p, _)| p)))
 }
 
-/// Removes one cell's weights (layer `layer`, direction `reverse`, biases if `bias`) from `file`,
-/// each checked to be present and of the right rank; the cell checks the sizes.
+/// Removes one cell's weights (layer `layer`, direction `reverse`, biases if `bias`, `weight_hr`
+/// if `proj`) from `file`, each checked to be present and of the right rank; the cell checks the
+/// sizes.
 pub(crate) fn take_cell_weights<F: Float>(
     file: &mut TensorFile<F>,
     prefix: &str,
     layer: usize,
     reverse: bool,
-    bias: bool,
+    (bias, proj): (bool, bool),
     path: &Path,
 ) -> Result<CellWeights<F>> {
     let mut next = |base: &str| {
@@ -127,10 +151,16 @@ pub(crate) fn take_cell_weights<F: Float>(
     } else {
         (None, None)
     };
+    let weight_hr = if proj {
+        Some(matrix(next("weight_hr")?)?)
+    } else {
+        None
+    };
     Ok(CellWeights {
         weight_ih,
         weight_hh,
         bias_ih,
         bias_hh,
+        weight_hr,
     })
 }

@@ -70,11 +70,12 @@ impl<C> Bidirectional<C> {
     where
         C: Cell<F>,
     {
-        let a = (forward.input_size(), forward.hidden_size());
-        let b = (backward.input_size(), backward.hidden_size());
+        let a = (forward.input_size(), forward.hidden_size(), forward.output_size());
+        let b = (backward.input_size(), backward.hidden_size(), backward.output_size());
         if a != b {
             return Err(Error::Mismatch(format!(
-                "the forward cell has (input_size, hidden_size) = {a:?}, the backward cell {b:?}"
+                "the forward cell has (input_size, hidden_size, output_size) = {a:?}, the backward \
+                 cell {b:?}"
             )));
         }
         Ok(Self {
@@ -124,7 +125,7 @@ impl<C> Bidirectional<C> {
         let (steps, batch) = check::input(x, self.unit.input_size(), "T, B")?;
         check::lengths(lengths, steps, batch)?;
         let inits =
-            unstack_or_zeros::<F, C::State>(init, 2, batch, self.unit.hidden_size(), "init")?;
+            unstack_or_zeros::<F, C::State>(init, 2, batch, self.unit.state_widths(), "init")?;
         Ok((steps, batch, inits))
     }
 
@@ -241,8 +242,8 @@ impl<C> Bidirectional<C> {
         let d_output = d_output.view();
         self.unit.check_tape(&tape.unit)?;
         rec.check_backward("layer", self, &self.unit.sizes(), grads, &d_output, want)?;
-        let hidden = self.unit.hidden_size();
-        let d_finals = unstack_or_zeros::<F, C::State>(d_final, 2, rec.batch, hidden, "d_final")?;
+        let widths = self.unit.state_widths();
+        let d_finals = unstack_or_zeros::<F, C::State>(d_final, 2, rec.batch, widths, "d_final")?;
         let (dx, d0) =
             self.unit
                 .backward(&tape.unit, d_output, &d_finals, &mut grads.unit, want_dx);

@@ -116,12 +116,21 @@ impl<C> Recurrent<C> {
         self.unit.input_size()
     }
 
-    /// Number of hidden units `H` (features per output step).
+    /// Number of hidden units `H` (features per output step, unless the cell projects them).
     pub fn hidden_size<F: Float>(&self) -> usize
     where
         C: Cell<F>,
     {
         self.unit.hidden_size()
+    }
+
+    /// Features per output step: `H`, or `P` for an [`LstmCell`](crate::LstmCell) with a
+    /// projection ([`LstmCell::projected`](crate::LstmCell::projected)).
+    pub fn output_size<F: Float>(&self) -> usize
+    where
+        C: Cell<F>,
+    {
+        self.unit.output_size()
     }
 }
 
@@ -140,7 +149,7 @@ impl<C> Recurrent<C> {
         check::lengths(lengths, steps, batch)?;
         let init = match init {
             Some(s) => {
-                check::state(s, batch, self.hidden_size(), "init")?;
+                check::state(s, batch, self.unit.state_widths(), "init")?;
                 s.clone()
             }
             None => self.cell().zero_state(batch),
@@ -253,14 +262,14 @@ impl<C> Recurrent<C> {
         C: Cell<F>,
     {
         let rec = &tape.rec;
-        let want = (rec.steps, rec.batch, self.hidden_size());
+        let want = (rec.steps, rec.batch, self.unit.output_size());
         let d_output = output_grad_or_zeros(d_output, want);
         let d_output = d_output.view();
         self.unit.check_tape(&tape.unit)?;
         rec.check_backward("layer", self, &self.unit.sizes(), grads, &d_output, want)?;
         let d_final = match d_final {
             Some(s) => {
-                check::state(s, rec.batch, self.hidden_size(), "d_final")?;
+                check::state(s, rec.batch, self.unit.state_widths(), "d_final")?;
                 s.clone()
             }
             None => self.cell().zero_state(rec.batch),

@@ -108,9 +108,10 @@ impl<C> RecurrentStack<C> {
         self.layers[l].cells()
     }
 
-    /// Features per output step: `D · hidden_size`.
+    /// Features per output step: `D · hidden_size`, or `D · proj_size` for an LSTM with a
+    /// projection.
     pub fn output_size(&self) -> usize {
-        self.config.num_directions() * self.config.hidden_size
+        self.config.num_directions() * self.config.output_width()
     }
 }
 
@@ -140,8 +141,15 @@ impl<C> RecurrentStack<C> {
         let biases = if config.bias { 2 } else { 0 };
         // Bytes per column of one layer's weights (all directions), then its columns.
         let per_column = bytes_of::<F>(&[d, C::GATES, config.hidden_size]);
-        let first = per_column.saturating_mul(i + h + biases);
-        let inner = per_column.saturating_mul(d as u128 * h + h + biases);
+        // `h` is `p` wide (the projection's `weight_hr (P, H)` is counted as P/G more columns).
+        let p = config.output_width() as u128;
+        let hr = bytes_of::<F>(&[d, config.proj_size, config.hidden_size]);
+        let first = per_column
+            .saturating_mul(i + p + biases)
+            .saturating_add(hr);
+        let inner = per_column
+            .saturating_mul(d as u128 * p + p + biases)
+            .saturating_add(hr);
         let structs = (std::mem::size_of::<Unit<C>>() + d * std::mem::size_of::<C>()) as u128;
         alloc::probe(
             first
@@ -154,13 +162,14 @@ impl<C> RecurrentStack<C> {
             let input = if l == 0 {
                 config.input_size
             } else {
-                d * config.hidden_size
+                d * config.output_width()
             };
             let mut dirs = Vec::with_capacity(d);
             for _ in 0..d {
                 dirs.push(C::init_cell(
                     input,
                     config.hidden_size,
+                    config.proj_size,
                     config.bias,
                     config.nonlinearity,
                     rng,
@@ -198,7 +207,7 @@ impl<C> RecurrentStack<C> {
             let input = if l == 0 {
                 config.input_size
             } else {
-                d * config.hidden_size
+                d * config.output_width()
             };
             let name = format!("l{l}{}", if dir == 1 { "_reverse" } else { "" });
             let got = (cell.input_size(), cell.hidden_size());
@@ -206,6 +215,14 @@ impl<C> RecurrentStack<C> {
                 return Err(Error::Mismatch(format!(
                     "cell {name} has (input_size, hidden_size) = {got:?}, expected {:?}",
                     (input, config.hidden_size)
+                )));
+            }
+            if cell.output_size() != config.output_width() {
+                return Err(Error::Mismatch(format!(
+                    "cell {name} has an output of {} features, the config says {} (proj_size {})",
+                    cell.output_size(),
+                    config.output_width(),
+                    config.proj_size
                 )));
             }
             if cell.cell_weights().has_bias() != config.bias {
@@ -312,7 +329,7 @@ impl<C> RecurrentStack<C> {
         let states = <C::State as State<F>>::unstack(finals);
         let want = self.layers.len() * d;
         let batch = states.first().map_or(0, |s| s.h().nrows());
-        let hidden = self.config.hidden_size;
+        let hidden = self.config.output_width();
         if states.len() != want || states.iter().any(|s| s.h().dim() != (batch, hidden)) {
             let got = <C::State as State<F>>::stacked_parts(finals)
                 .first()
@@ -339,7 +356,7 @@ impl<C> RecurrentStack<C> {
     where
         C: Cell<F>,
     {
-        let (dirs, hidden) = (self.config.num_directions(), self.config.hidden_size);
+        let (dirs, hidden) = (self.config.num_directions(), self.config.output_width());
         if d.ncols() != dirs * hidden {
             return Err(shape_err(
                 "d (the gradient of last_hidden)",
@@ -349,7 +366,8 @@ impl<C> RecurrentStack<C> {
         }
         let batch = d.nrows();
         let n = self.layers.len() * dirs;
-        let mut states = vec![<C::State as State<F>>::zeros(batch, hidden); n];
+        let zero = <C::State as State<F>>::zeros_with(batch, self.config.hidden_size, hidden);
+        let mut states = vec![zero; n];
         for (k, state) in states[n - dirs..].iter_mut().enumerate() {
             state
                 .h_mut()
@@ -427,7 +445,8 @@ impl<C> RecurrentStack<C> {
         C: Cell<F>,
     {
         let n = self.layers.len() * self.config.num_directions();
-        unstack_or_zeros::<F, C::State>(init, n, batch, self.config.hidden_size, what)
+        let widths = (self.config.hidden_size, self.config.output_width());
+        unstack_or_zeros::<F, C::State>(init, n, batch, widths, what)
     }
 
     #[allow(clippy::type_complexity)]

@@ -43,7 +43,7 @@ impl<C> RecurrentStack<C> {
         for layer in 0..config.num_layers {
             for reverse in [false, true].into_iter().take(config.num_directions()) {
                 let weights =
-                    take_cell_weights(&mut file, prefix, layer, reverse, config.bias, path)?;
+                    take_cell_weights(&mut file, prefix, layer, reverse, (config.bias, config.proj_size > 0), path)?;
                 let cell = C::cell_from_weights(weights, Nonlinearity::Tanh).map_err(|e| {
                     let layer = format!("layer `{prefix}…{}`", param_key("", layer, reverse));
                     invalid(path, Some(layer), e)
@@ -56,10 +56,13 @@ impl<C> RecurrentStack<C> {
             .keys()
             .find(|k| k.strip_prefix(prefix).and_then(cell_param).is_some())
         {
-            let inferred = format!(
+            let mut inferred = format!(
                 "num_layers = {}, bidirectional = {}, bias = {}",
                 config.num_layers, config.bidirectional, config.bias
             );
+            if config.proj_size > 0 {
+                inferred += &format!(", proj_size = {}", config.proj_size);
+            }
             return Err(Error::weight_file(
                 path,
                 Some(extra),

@@ -131,14 +131,31 @@ impl<C> Unit<C> {
         self.cells[0].hidden_size()
     }
 
-    /// Features per output step: `2H` for two concatenated directions, else `H`.
+    /// Features of each direction's output `h`: `H`, or `P` with a projection.
+    pub(crate) fn cell_output_size<F: Float>(&self) -> usize
+    where
+        C: Cell<F>,
+    {
+        self.cells[0].output_size()
+    }
+
+    /// The widths of a state's parts, `(H, width of h)`.
+    pub(crate) fn state_widths<F: Float>(&self) -> (usize, usize)
+    where
+        C: Cell<F>,
+    {
+        (self.hidden_size(), self.cell_output_size())
+    }
+
+    /// Features per output step: `2H` for two concatenated directions, else `H` (`P` in place of
+    /// `H` with a projection).
     pub(crate) fn output_size<F: Float>(&self) -> usize
     where
         C: Cell<F>,
     {
         match (self.directions(), self.merge) {
-            (2, MergeMode::Concat) => 2 * self.hidden_size(),
-            _ => self.hidden_size(),
+            (2, MergeMode::Concat) => 2 * self.cell_output_size(),
+            _ => self.cell_output_size(),
         }
     }
 
@@ -258,7 +275,7 @@ impl<C> Unit<C> {
             _ => unreachable!("one or two directions"),
         };
         // Views where the merge passes the gradient on unchanged; new arrays only where it scales.
-        let hidden = self.hidden_size();
+        let hidden = self.cell_output_size();
         let (half, prod_f, prod_b);
         let (d_f, d_b) = match self.merge {
             MergeMode::Concat => (
@@ -320,6 +337,8 @@ impl<C> Unit<C> {
 pub(crate) struct LayerSizes {
     pub(crate) input_size: usize,
     pub(crate) hidden_size: usize,
+    /// The width of `h` (differs from `hidden_size` only with a projection).
+    pub(crate) output_size: usize,
 }
 
 impl Debug for LayerSizes {
@@ -328,7 +347,11 @@ impl Debug for LayerSizes {
             f,
             "input_size {} and hidden_size {}",
             self.input_size, self.hidden_size
-        )
+        )?;
+        if self.output_size != self.hidden_size {
+            write!(f, " and proj_size {}", self.output_size)?;
+        }
+        Ok(())
     }
 }
 
@@ -341,6 +364,7 @@ impl<C> Unit<C> {
         LayerSizes {
             input_size: self.input_size(),
             hidden_size: self.hidden_size(),
+            output_size: self.cell_output_size(),
         }
     }
 }
@@ -403,20 +427,20 @@ impl<K: PartialEq + Debug> Recorded<K> {
 }
 
 /// `n` states `(B, H)` from stacked states `(n, B, H)` (checked; `what` names them in errors), or
-/// zeros if `None`.
+/// zeros if `None`; `h` is `output` wide, the other parts `hidden` wide.
 pub(crate) fn unstack_or_zeros<F: Float, S: State<F>>(
     stacked: Option<&S::Stacked>,
     n: usize,
     batch: usize,
-    hidden: usize,
+    (hidden, output): (usize, usize),
     what: &str,
 ) -> Result<Vec<S>> {
     match stacked {
         Some(s) => {
-            check::stacked::<F, S>(s, n, batch, hidden, what)?;
+            check::stacked::<F, S>(s, n, batch, (hidden, output), what)?;
             Ok(S::unstack(s))
         }
-        None => Ok(vec![S::zeros(batch, hidden); n]),
+        None => Ok(vec![S::zeros_with(batch, hidden, output); n]),
     }
 }
 
