@@ -28,6 +28,10 @@ Adding configurations
   ``packed`` metadata entry; with ``packed=True`` it runs the module through
   ``pack_padded_sequence(..., enforce_sorted=False)`` /
   ``pad_packed_sequence(..., total_length=T)``.
+  ``proj_size > 0`` (LSTM only) builds ``nn.LSTM(..., proj_size=P)``: h0/h_n
+  become ``(num_layers*num_dirs, B, P)``, the output ``D*P`` wide, and each
+  layer/direction gets a ``weight_hr_l{k}[_reverse]`` parameter; see
+  ``proj_layer_cases()``.
 * Optimizers: append an ``OptimCase`` to ``OPTIM_CASES`` (SGD, Adam, AdamW,
   RMSprop, Adagrad).
 * Learning-rate schedules: append a ``ScheduleCase`` to ``SCHEDULE_CASES``.
@@ -151,10 +155,19 @@ class LayerCase:
     lengths: Optional[Tuple[int, ...]] = None
     # Run through pack_padded_sequence / pad_packed_sequence (needs lengths).
     packed: bool = False
+    # LSTM projection size (nn.LSTM(proj_size=P)); 0 = none, PyTorch's default.
+    # Only a case with proj_size > 0 writes the ``proj_size`` metadata entry
+    # (keeps the other files byte-identical).
+    proj_size: int = 0
 
     @property
     def has_cell(self) -> bool:
         return self.kind == "lstm"
+
+    @property
+    def out_H(self) -> int:
+        """Width of h (and of each direction's output): P with a projection, else H."""
+        return self.proj_size if self.proj_size > 0 else self.H
 
     def __post_init__(self) -> None:
         assert self.kind in ("rnn_tanh", "rnn_relu", "lstm", "gru"), self.kind
@@ -165,6 +178,11 @@ class LayerCase:
             assert all(1 <= n <= self.T for n in self.lengths), self.name
             if not self.packed:
                 assert all(n == self.T for n in self.lengths), self.name
+        if self.proj_size:
+            # PyTorch's rules: LSTM only, proj_size < hidden_size.
+            assert self.kind == "lstm", self.name
+            assert 0 < self.proj_size < self.H, self.name
+            assert self.lengths is not None, self.name
 
 
 LAYER_CASES: List[LayerCase] = [
@@ -224,6 +242,54 @@ def stacked_layer_cases() -> List[LayerCase]:
 
 STACKED_LAYER_CASES: List[LayerCase] = stacked_layer_cases()
 
+# LSTM with projection (nn.LSTM(proj_size=P)).  I = 4, H = 5, P = 3 and
+# D*P = 3 or 6: I, H and P differ, and so do I, H and D*P, so mixing up two of
+# them is a shape error.  Same T, B and lengths as the grid above.
+PROJ_SIZES = dict(T=5, B=3, I=4, H=5, proj_size=3)
+PROJ_NUM_LAYERS = (1, 2)
+
+
+def proj_layer_cases() -> List[LayerCase]:
+    """``lstmp_{uni|bi}_{L}l_{full|packed}`` and ``lstmp_bi_2l_packed_nobias``.
+
+    The stem starts with ``lstmp_``, not ``lstm_``: tests/stack.rs picks its
+    fixtures by the ``lstm_`` prefix and counts them.
+    """
+    T, B = PROJ_SIZES["T"], PROJ_SIZES["B"]
+    cases: List[LayerCase] = []
+    for bidirectional in (False, True):
+        dirs = "bi" if bidirectional else "uni"
+        for num_layers in PROJ_NUM_LAYERS:
+            for packed in (False, True):
+                mode = "packed" if packed else "full"
+                cases.append(
+                    LayerCase(
+                        f"lstmp_{dirs}_{num_layers}l_{mode}",
+                        "lstm",
+                        num_layers=num_layers,
+                        bidirectional=bidirectional,
+                        lengths=PACKED_LENGTHS if packed else (T,) * B,
+                        packed=packed,
+                        **PROJ_SIZES,
+                    )
+                )
+    cases.append(
+        LayerCase(
+            "lstmp_bi_2l_packed_nobias",
+            "lstm",
+            bias=False,
+            num_layers=2,
+            bidirectional=True,
+            lengths=PACKED_LENGTHS,
+            packed=True,
+            **PROJ_SIZES,
+        )
+    )
+    return cases
+
+
+PROJ_LAYER_CASES: List[LayerCase] = proj_layer_cases()
+
 
 def build_module(case: LayerCase, dtype: torch.dtype) -> nn.Module:
     common = dict(
@@ -240,6 +306,8 @@ def build_module(case: LayerCase, dtype: torch.dtype) -> nn.Module:
     if case.kind == "rnn_relu":
         return nn.RNN(nonlinearity="relu", **common)
     if case.kind == "lstm":
+        if case.proj_size:
+            return nn.LSTM(proj_size=case.proj_size, **common)
         return nn.LSTM(**common)
     if case.kind == "gru":
         return nn.GRU(**common)
@@ -256,21 +324,23 @@ def make_layer_fixture(case: LayerCase, dtype_name: str, out_dir: Path) -> Path:
     module = module.double() if dtype == torch.float64 else module.float()
 
     T, B, I, H = case.T, case.B, case.I, case.H
+    Hout = case.out_H  # P with a projection, else H
     D = 2 if case.bidirectional else 1
     L = case.num_layers
     x_shape = (B, T, I) if case.batch_first else (T, B, I)
-    out_shape = (B, T, D * H) if case.batch_first else (T, B, D * H)
-    state_shape = (L * D, B, H)
+    out_shape = (B, T, D * Hout) if case.batch_first else (T, B, D * Hout)
+    state_shape = (L * D, B, Hout)  # h0, h_n
+    cell_shape = (L * D, B, H)  # c0, c_n
 
     def randn(*shape, scale=1.0):
         return (torch.randn(*shape, dtype=dtype) * scale).detach()
 
     x = randn(*x_shape).requires_grad_(True)
     h0 = randn(*state_shape, scale=0.5).requires_grad_(True)
-    c0 = randn(*state_shape, scale=0.5).requires_grad_(True) if case.has_cell else None
+    c0 = randn(*cell_shape, scale=0.5).requires_grad_(True) if case.has_cell else None
     d_output = randn(*out_shape)
     d_h_n = randn(*state_shape)
-    d_c_n = randn(*state_shape) if case.has_cell else None
+    d_c_n = randn(*cell_shape) if case.has_cell else None
 
     hx = (h0, c0) if case.has_cell else h0
     if case.packed:
@@ -290,6 +360,8 @@ def make_layer_fixture(case: LayerCase, dtype_name: str, out_dir: Path) -> Path:
     else:
         h_n, c_n = state, None
     assert tuple(output.shape) == out_shape and tuple(h_n.shape) == state_shape, name
+    if case.has_cell:
+        assert tuple(c_n.shape) == cell_shape, name
 
     loss = (output * d_output).sum() + (h_n * d_h_n).sum()
     if case.has_cell:
@@ -352,6 +424,13 @@ def make_layer_fixture(case: LayerCase, dtype_name: str, out_dir: Path) -> Path:
         # parameter registration order (== state_dict order) explicitly.
         metadata["param_names"] = ",".join(pname for pname, _ in params)
         assert [pname for pname, _ in params] == list(module.state_dict().keys()), name
+    if case.proj_size:
+        metadata["proj_size"] = str(case.proj_size)
+        assert all(
+            tuple(tensors[f"weight_hr_l{l}{sfx}"].shape) == (case.proj_size, H)
+            for l in range(L)
+            for sfx in ("", "_reverse")[:D]
+        ), name
     return write_fixture(out_dir, name, tensors, metadata)
 
 
@@ -939,7 +1018,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     jobs: List[Callable[[], Path]] = []
-    for case in LAYER_CASES + STACKED_LAYER_CASES:
+    for case in LAYER_CASES + STACKED_LAYER_CASES + PROJ_LAYER_CASES:
         for dtype_name in DTYPES:
             jobs.append(lambda c=case, d=dtype_name: make_layer_fixture(c, d, out_dir))
     for ocase in OPTIM_CASES:
