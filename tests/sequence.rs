@@ -53,8 +53,11 @@ fn stepwise_equals_sequence_shaped<F: Float, C: Cell<F>>(
         let label = format!("{schedule:?}");
         let mut r = rng(seed);
         let x: Array3<F> = randn3((steps, batch, I), 1.0, &mut r);
-        let init: C::State = rand_state(batch, H, 0.5, &mut r);
-        let (w_out, w_final) = loss_weights::<F, C::State>(steps, batch, H, seed + 1);
+        // Shaped by the cell: a projected LSTM's `h` is narrower than `H`.
+        let init: C::State = randomized(cell.zero_state(batch), 0.5, &mut r);
+        let mut rw = rng(seed + 1);
+        let w_out: Array3<F> = randn3((steps, batch, cell.output_size()), 1.0, &mut rw);
+        let w_final: C::State = randomized(cell.zero_state(batch), 1.0, &mut rw);
 
         let (out_seq, last_seq, tape) = cell.forward_sequence(x.view(), &init, schedule);
         let (out_step, last_step, caches) = forward_steps(&cell, x.view(), &init, schedule);
@@ -239,6 +242,29 @@ fn long_sequences_span_several_backward_chunks() {
         45,
         700,
         &lengths,
+    );
+}
+
+/// A projected LSTM (PyTorch's `proj_size`): the engine's sequence path, with its per-step
+/// projection and chunked `dW_hr`, equals the single-step path, also over several backward chunks.
+#[test]
+fn stepwise_equals_sequence_projected_lstm() {
+    stepwise_equals_sequence(
+        LstmCell::<f64>::projected(I, H, 2, true, &mut rng(5)).unwrap(),
+        F64_TOL,
+        5,
+    );
+    stepwise_equals_sequence(
+        LstmCell::<f32>::projected(I, H, 3, true, &mut rng(6)).unwrap(),
+        F32_TOL,
+        6,
+    );
+    stepwise_equals_sequence_shaped(
+        LstmCell::<f64>::projected(I, H, 2, false, &mut rng(7)).unwrap(),
+        F64_TOL,
+        7,
+        300,
+        &[300, 110],
     );
 }
 

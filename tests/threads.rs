@@ -100,6 +100,16 @@ fn results_do_not_depend_on_the_thread_count() {
         1e-6,
     );
     check(
+        "projected bilstm2 f32",
+        &Lstm::<f32>::new(config().with_proj_size(12), &mut rng).unwrap(),
+        1e-6,
+    );
+    check(
+        "projected bilstm2 f64",
+        &Lstm::<f64>::new(config().with_proj_size(12), &mut rng).unwrap(),
+        1e-12,
+    );
+    check(
         "lstm f64",
         &Lstm::<f64>::new(single, &mut rng).unwrap(),
         1e-12,

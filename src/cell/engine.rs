@@ -207,7 +207,8 @@ pub(crate) fn run<F: Float, C: EngineCell<Elem = F>>(
     }
     assert_eq!(h0.nrows(), batch, "h0 must be (B, H)");
     let mut out = Array3::zeros((steps, batch, w.output_size()));
-    let per_row = w.weight_ih.len() + w.weight_hh.len() + w.weight_hr.as_ref().map_or(0, |a| a.len());
+    let per_row =
+        w.weight_ih.len() + w.weight_hh.len() + w.weight_hr.as_ref().map_or(0, |a| a.len());
     let n = threads::shard_count(batch, steps.saturating_mul(batch).saturating_mul(per_row));
     let rows = batch.div_ceil(n);
     let prep = Prep::forward(w, rows, (n > 1).then_some(steps * rows));
@@ -261,7 +262,10 @@ impl<'w, F: Float> Prep<'w, F> {
         Prep {
             w_hh: Prepared::new(w.weight_hh.t(), rows),
             w_ih: input_rows.map(|m| Prepared::new(w.weight_ih.t(), m)),
-            w_hr: w.weight_hr.as_ref().map(|w_hr| Prepared::new(w_hr.t(), rows)),
+            w_hr: w
+                .weight_hr
+                .as_ref()
+                .map(|w_hr| Prepared::new(w_hr.t(), rows)),
         }
     }
 
@@ -272,7 +276,10 @@ impl<'w, F: Float> Prep<'w, F> {
         Prep {
             w_hh: Prepared::new(w.weight_hh.view(), rows),
             w_ih: chunk_rows.map(|m| Prepared::new(w.weight_ih.view(), m)),
-            w_hr: w.weight_hr.as_ref().map(|w_hr| Prepared::new(w_hr.view(), rows)),
+            w_hr: w
+                .weight_hr
+                .as_ref()
+                .map(|w_hr| Prepared::new(w_hr.view(), rows)),
         }
     }
 }

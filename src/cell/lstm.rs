@@ -313,7 +313,14 @@ impl<F: Float> LstmCell<F> {
                     .into(),
             ));
         }
-        Self::init_cell(input_size, hidden_size, proj_size, bias, Nonlinearity::Tanh, rng)
+        Self::init_cell(
+            input_size,
+            hidden_size,
+            proj_size,
+            bias,
+            Nonlinearity::Tanh,
+            rng,
+        )
     }
 
     /// A cell from given weights in PyTorch's layout (gate order i, f, g, o).

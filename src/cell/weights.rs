@@ -119,7 +119,11 @@ impl<F: Float> CellWeights<F> {
             .ok_or_else(|| out_of_memory(what("weight_hh"), u128::MAX))?;
         let biases = if bias { 2 } else { 0 };
         // The width of `h`: what `weight_hh` multiplies.
-        let out = if proj_size > 0 { proj_size } else { hidden_size };
+        let out = if proj_size > 0 {
+            proj_size
+        } else {
+            hidden_size
+        };
         alloc::probe(
             bytes_of::<F>(&[gh, input_size])
                 .saturating_add(bytes_of::<F>(&[gh, out]))
@@ -430,7 +434,10 @@ impl<F: Float> GradSums<F> {
     pub(crate) fn finish(self, grads: &mut CellWeights<F>) {
         if let Some((dw, started)) = self.proj {
             if started {
-                *grads.weight_hr.as_mut().expect("grads shaped like the weights") += &dw;
+                *grads
+                    .weight_hr
+                    .as_mut()
+                    .expect("grads shaped like the weights") += &dw;
             }
             crate::pool::give_array(dw);
         }

@@ -86,9 +86,7 @@ pub(crate) fn infer_config<F>(
     let hidden = match (hh.shape(), proj) {
         // The cells check `weight_hh` against `weight_hr` and name the one that does not fit.
         (_, Some((_, hidden))) => hidden,
-        (&[rows, hidden], None) if hidden > 0 && hidden.checked_mul(gates) == Some(rows) => {
-            hidden
-        }
+        (&[rows, hidden], None) if hidden > 0 && hidden.checked_mul(gates) == Some(rows) => hidden,
         (got, _) => {
             return Err(Error::weight_file(
                 path,

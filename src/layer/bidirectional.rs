@@ -70,8 +70,16 @@ impl<C> Bidirectional<C> {
     where
         C: Cell<F>,
     {
-        let a = (forward.input_size(), forward.hidden_size(), forward.output_size());
-        let b = (backward.input_size(), backward.hidden_size(), backward.output_size());
+        let a = (
+            forward.input_size(),
+            forward.hidden_size(),
+            forward.output_size(),
+        );
+        let b = (
+            backward.input_size(),
+            backward.hidden_size(),
+            backward.output_size(),
+        );
         if a != b {
             return Err(Error::Mismatch(format!(
                 "the forward cell has (input_size, hidden_size, output_size) = {a:?}, the backward \

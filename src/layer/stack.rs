@@ -144,9 +144,7 @@ impl<C> RecurrentStack<C> {
         // `h` is `p` wide (the projection's `weight_hr (P, H)` is counted as P/G more columns).
         let p = config.output_width() as u128;
         let hr = bytes_of::<F>(&[d, config.proj_size, config.hidden_size]);
-        let first = per_column
-            .saturating_mul(i + p + biases)
-            .saturating_add(hr);
+        let first = per_column.saturating_mul(i + p + biases).saturating_add(hr);
         let inner = per_column
             .saturating_mul(d as u128 * p + p + biases)
             .saturating_add(hr);

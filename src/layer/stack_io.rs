@@ -42,8 +42,14 @@ impl<C> RecurrentStack<C> {
         let mut cells = Vec::with_capacity(config.num_layers * config.num_directions());
         for layer in 0..config.num_layers {
             for reverse in [false, true].into_iter().take(config.num_directions()) {
-                let weights =
-                    take_cell_weights(&mut file, prefix, layer, reverse, (config.bias, config.proj_size > 0), path)?;
+                let weights = take_cell_weights(
+                    &mut file,
+                    prefix,
+                    layer,
+                    reverse,
+                    (config.bias, config.proj_size > 0),
+                    path,
+                )?;
                 let cell = C::cell_from_weights(weights, Nonlinearity::Tanh).map_err(|e| {
                     let layer = format!("layer `{prefix}…{}`", param_key("", layer, reverse));
                     invalid(path, Some(layer), e)

@@ -36,14 +36,19 @@ pub fn rand_state<F: Float, S: State<F>>(
     scale: f64,
     rng: &mut StdRng,
 ) -> S {
-    let mut s = S::zeros(batch, hidden);
-    for mut part in s.parts_mut() {
+    randomized(S::zeros(batch, hidden), scale, rng)
+}
+
+/// `state` with every entry drawn from `N(0, scale²)` (keeps its shapes, e.g. a projected LSTM's
+/// `h` narrower than its `c`).
+pub fn randomized<F: Float, S: State<F>>(mut state: S, scale: f64, rng: &mut StdRng) -> S {
+    for mut part in state.parts_mut() {
         part.mapv_inplace(|_| {
             let v: f64 = StandardNormal.sample(rng);
             F::from_f64(v * scale)
         });
     }
-    s
+    state
 }
 
 /// Largest error `|a − e| / max(|a|, |e|, floor)` over all elements, and where it is.
