@@ -117,7 +117,9 @@ pub use config::StackConfig;
 pub use embedding::Embedding;
 pub use error::{Error, Result};
 pub use float::Float;
-pub use layer::{Bidirectional, Gru, Linear, Lstm, MergeMode, Recurrent, RecurrentStack, Rnn};
+pub use layer::{
+    Bidirectional, Gru, Linear, Lstm, MergeMode, Recurrent, RecurrentStack, Rnn, Stream,
+};
 pub use params::Params;
 /// `#[derive(Params)]`: see [`Params`](trait@Params) (feature `derive`, on by default).
 #[cfg(feature = "derive")]

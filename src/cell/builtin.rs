@@ -5,7 +5,8 @@
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD};
 use rand::Rng;
 
-use super::engine::{self, EngineCell, Schedule, SequenceTape, StepCache};
+use super::engine::{self, EngineCell, EngineState, Schedule, SequenceTape, StepCache};
+use super::stream::{self, StepScratch};
 use super::{Cell, CellWeights, Nonlinearity};
 use crate::error::Result;
 use crate::float::Float;
@@ -135,6 +136,31 @@ pub trait CellInit<F: Float>: Cell<F> + Sized {
     fn cell_nonlinearity(&self) -> Nonlinearity {
         Nonlinearity::Tanh
     }
+
+    /// Buffers for [`CellInit::step_into`] over `batch` rows, with the recurrent weights laid
+    /// out once. [`Stream`](crate::layer::Stream) keeps one per layer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the buffers cannot be allocated.
+    fn step_scratch(&self, batch: usize) -> Result<StepScratch<'_, F>>;
+
+    /// One step of every row of `state` by the input `x` `(B, I)`, written into `next` (shaped
+    /// like `state`: `h` `(B, output_size)`, `c` `(B, H)`), with `scratch`'s buffers: the same
+    /// numbers as [`Cell::infer_sequence`] over one step, and no allocation where the products use
+    /// the crate's own kernels.
+    ///
+    /// # Panics
+    ///
+    /// If `scratch` was made for another batch size, or `x`, `state` or `next` do not have the
+    /// shapes above.
+    fn step_into(
+        &self,
+        scratch: &mut StepScratch<'_, F>,
+        x: ArrayView2<'_, F>,
+        state: &Self::State,
+        next: &mut Self::State,
+    );
 }
 
 /// The one place where a built-in cell is made, from sizes or from weights.
@@ -171,6 +197,35 @@ impl<F: Float, C: EngineCell<Elem = F>> CellInit<F> for C {
 
     fn cell_nonlinearity(&self) -> Nonlinearity {
         self.nonlinearity()
+    }
+
+    fn step_scratch(&self, batch: usize) -> Result<StepScratch<'_, F>> {
+        StepScratch::new::<C>(self.weights(), batch)
+    }
+
+    #[track_caller]
+    fn step_into(
+        &self,
+        scratch: &mut StepScratch<'_, F>,
+        x: ArrayView2<'_, F>,
+        state: &C::State,
+        next: &mut C::State,
+    ) {
+        let batch = scratch.batch();
+        assert_eq!(
+            x.dim(),
+            (batch, self.input_size()),
+            "x must be (B, I) for the scratch's batch"
+        );
+        let (hidden, out) = (self.hidden_size(), self.output_size());
+        // `split`, not `State::parts`: no allocation.
+        for s in [state.split(), next.split()] {
+            assert_eq!(s.0.dim(), (batch, out), "state.h must be (B, {out})");
+            if let Some(c) = s.1 {
+                assert_eq!(c.dim(), (batch, hidden), "state.c must be (B, {hidden})");
+            }
+        }
+        stream::step_into(self, scratch, x, state, next);
     }
 }
 

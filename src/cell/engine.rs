@@ -25,7 +25,7 @@
 //! time `t` and slot `t+1` the state after; reversed, slot `t+1` holds the state before time `t`
 //! and slot `t` the state after.
 
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut3, Axis, Zip};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, Zip};
 
 use std::fmt::Debug;
 
@@ -175,7 +175,7 @@ fn slots(keep: bool, reverse: bool, s: usize, t: usize) -> (usize, usize) {
 }
 
 #[inline]
-fn row<F>(a: ArrayView2<'_, F>, r: usize) -> &[F] {
+pub(super) fn row<F>(a: ArrayView2<'_, F>, r: usize) -> &[F] {
     a.index_axis_move(Axis(0), r)
         .to_slice()
         .expect("engine buffers are contiguous")
@@ -242,15 +242,15 @@ pub(crate) fn run<F: Float, C: EngineCell<Elem = F>>(
 }
 
 /// The weights laid out once per pass for the products of every shard (see [`Prepared`]).
-struct Prep<'w, F: Float> {
+pub(super) struct Prep<'w, F: Float> {
     /// `W_hhᵀ` forward (`h_prev · W_hhᵀ`), `W_hh` backward (`d_rec · W_hh`).
-    w_hh: Prepared<'w, F>,
+    pub(super) w_hh: Prepared<'w, F>,
     /// `W_ihᵀ` forward (the input projections `x · W_ihᵀ`), `W_ih` backward (the input
     /// gradients `d_xp · W_ih`, if asked for).
     w_ih: Option<Prepared<'w, F>>,
     /// A projected LSTM's `W_hrᵀ` forward (`h = h_raw · W_hrᵀ`), `W_hr` backward
     /// (`d_h_raw = d_h · W_hr`).
-    w_hr: Option<Prepared<'w, F>>,
+    pub(super) w_hr: Option<Prepared<'w, F>>,
 }
 
 impl<'w, F: Float> Prep<'w, F> {
@@ -258,7 +258,7 @@ impl<'w, F: Float> Prep<'w, F> {
     /// projections of about `input_rows` rows if given (shared by the shards). Otherwise it is
     /// multiplied as it is: a single step (the per-step API) would pay as much to lay it out as to
     /// use it, and an unsharded pass keeps the column split of a big projection.
-    fn forward(w: &'w CellWeights<F>, rows: usize, input_rows: Option<usize>) -> Self {
+    pub(super) fn forward(w: &'w CellWeights<F>, rows: usize, input_rows: Option<usize>) -> Self {
         Prep {
             w_hh: Prepared::new(w.weight_hh.t(), rows),
             w_ih: input_rows.map(|m| Prepared::new(w.weight_ih.t(), m)),
@@ -1242,12 +1242,19 @@ pub trait EngineState<F: Float>: State<F> + Send + Sync {
 
     /// The state made of `h` and `c`, as [`EngineState::split`] returns them.
     fn join(h: Array2<F>, c: Option<Array2<F>>) -> Self;
+
+    /// `h` and `c`, mutable, as [`EngineState::split`] returns them.
+    fn split_mut(&mut self) -> (ArrayViewMut2<'_, F>, Option<ArrayViewMut2<'_, F>>);
 }
 
 /// The state of an Elman RNN and a GRU: `h` alone.
 impl<F: Float> EngineState<F> for Array2<F> {
     fn split(&self) -> (ArrayView2<'_, F>, Option<ArrayView2<'_, F>>) {
         (self.view(), None)
+    }
+
+    fn split_mut(&mut self) -> (ArrayViewMut2<'_, F>, Option<ArrayViewMut2<'_, F>>) {
+        (self.view_mut(), None)
     }
 
     fn join(h: Array2<F>, _: Option<Array2<F>>) -> Self {

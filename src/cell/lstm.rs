@@ -135,6 +135,10 @@ impl<F: Float> EngineState<F> for LstmState<F> {
         (self.h.view(), Some(self.c.view()))
     }
 
+    fn split_mut(&mut self) -> (ArrayViewMut2<'_, F>, Option<ArrayViewMut2<'_, F>>) {
+        (self.h.view_mut(), Some(self.c.view_mut()))
+    }
+
     fn join(h: Array2<F>, c: Option<Array2<F>>) -> Self {
         let c = c.expect("an LSTM state has a cell state");
         Self { h, c }

@@ -19,6 +19,7 @@ mod engine;
 mod gru;
 mod lstm;
 mod rnn;
+mod stream;
 mod weights;
 
 pub use builtin::CellInit;
@@ -26,6 +27,7 @@ pub use engine::{Schedule, SequenceTape, StepCache};
 pub use gru::GruCell;
 pub use lstm::{LstmCell, LstmState};
 pub use rnn::RnnCell;
+pub use stream::StepScratch;
 pub use weights::CellWeights;
 
 use std::fmt::Debug;

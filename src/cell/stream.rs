@@ -1,0 +1,237 @@
+//! One step of a built-in cell into buffers kept between calls: what
+//! [`Stream`](crate::layer::Stream) runs once per layer and time step.
+//!
+//! The step does exactly the arithmetic of one step of the sequence engine (`engine.rs`), so
+//! that streaming a sequence gives the outputs of running it whole, bit for bit:
+//!
+//! * the input projection `x W_ihᵀ` with the same product as the engine's one GEMM over all
+//!   steps (the crate's GEMM computes each entry in the same order whatever the number of rows),
+//!   then the same summed bias (`b_ih + b_hh`, or `b_ih` alone for a GRU);
+//! * the recurrent product with the recurrent weights laid out for the same number of rows as an
+//!   unsharded engine pass over the same batch (see [`crate::layer::Stream`] for the sharded
+//!   case);
+//! * the cell's own fused kernel on each row, then a projected LSTM's `h = h_raw W_hrᵀ`.
+//!
+//! Every buffer is made by [`StepScratch::new`]; a step allocates nothing where the products use
+//! the crate's own kernels (tested with a counting allocator).
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Ix2};
+
+use super::engine::{row, EngineCell, EngineState, Prep};
+use super::weights::CellWeights;
+use crate::alloc::try_array;
+use crate::error::Result;
+use crate::float::Float;
+use crate::gemm::gemm;
+
+/// The buffers and laid-out weights one cell needs to advance a batch by one step without
+/// allocating (made by [`CellInit::step_scratch`](super::CellInit::step_scratch), used by
+/// [`Stream`](crate::layer::Stream)); it borrows the cell's weights.
+pub struct StepScratch<'w, F: Float> {
+    /// The recurrent weights (and a projection) laid out for `batch` rows.
+    prep: Prep<'w, F>,
+    /// The bias added to the input projection: `b_ih + b_hh`, or `b_ih` when the cell needs the
+    /// recurrent product apart (GRU).
+    bias: Option<Array1<F>>,
+    /// Gate pre-activations, then the kernel's saved values `(B, G·H)`.
+    g: Array2<F>,
+    /// The recurrent product of a GRU `(B, G·H)`, else `(B, 0)`.
+    rec: Array2<F>,
+    /// The kernel's extra vector `(B, H)` or `(B, 0)`.
+    aux: Array2<F>,
+    /// A projected LSTM's unprojected output `(B, H)`, else `(B, 0)`.
+    hr: Array2<F>,
+    /// `(B, 0)`: the cell state of a cell that has none.
+    no_c: Array2<F>,
+}
+
+impl<F: Float> std::fmt::Debug for StepScratch<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepScratch")
+            .field("batch", &self.g.nrows())
+            .field("gate_width", &self.g.ncols())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'w, F: Float> StepScratch<'w, F> {
+    /// Buffers for steps of `batch` rows of the cell with `weights`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the buffers cannot be allocated.
+    pub(crate) fn new<C: EngineCell<Elem = F>>(
+        weights: &'w CellWeights<F>,
+        batch: usize,
+    ) -> Result<Self> {
+        let hidden = weights.hidden_size();
+        let gh = C::GATES * hidden;
+        let zeros = |cols: usize, what: &str| try_array(Ix2(batch, cols), what, F::zero);
+        let bias = match (&weights.bias_ih, &weights.bias_hh) {
+            (Some(b_ih), Some(b_hh)) if !C::SEPARATE_REC => Some(b_ih + b_hh),
+            (Some(b_ih), Some(_)) => Some(b_ih.clone()),
+            _ => None,
+        };
+        Ok(StepScratch {
+            prep: Prep::forward(weights, batch, None),
+            bias,
+            g: zeros(gh, "the gates of a streamed step")?,
+            rec: zeros(
+                if C::SEPARATE_REC { gh } else { 0 },
+                "the recurrent product of a streamed step",
+            )?,
+            aux: zeros(if C::HAS_AUX { hidden } else { 0 }, "a streamed step")?,
+            hr: zeros(
+                if weights.weight_hr.is_some() {
+                    hidden
+                } else {
+                    0
+                },
+                "the unprojected output of a streamed step",
+            )?,
+            no_c: Array2::zeros((batch, 0)),
+        })
+    }
+
+    /// Rows per step.
+    pub(crate) fn batch(&self) -> usize {
+        self.g.nrows()
+    }
+}
+
+/// Advances every row of `state` by the input `x` `(B, I)` into `next` (same shapes as
+/// `state`), with `scratch`'s buffers. The caller checks the shapes.
+pub(crate) fn step_into<F: Float, C: EngineCell<Elem = F>>(
+    cell: &C,
+    scratch: &mut StepScratch<'_, F>,
+    x: ArrayView2<'_, F>,
+    state: &C::State,
+    next: &mut C::State,
+) {
+    let (h_prev, c_prev) = state.split();
+    let (h_next, c_next) = next.split_mut();
+    step_dispatch(cell, scratch, x, h_prev, c_prev, h_next, c_next);
+}
+
+/// [`step_impl`] in the best build the CPU can run (as the engine's loops).
+fn step_dispatch<F: Float, C: EngineCell<Elem = F>>(
+    cell: &C,
+    scratch: &mut StepScratch<'_, F>,
+    x: ArrayView2<'_, F>,
+    h_prev: ArrayView2<'_, F>,
+    c_prev: Option<ArrayView2<'_, F>>,
+    h_next: ArrayViewMut2<'_, F>,
+    c_next: Option<ArrayViewMut2<'_, F>>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    match crate::isa::current() {
+        crate::isa::Isa::Avx512 => {
+            // SAFETY: `step_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract is
+            // that the CPU running it has them, and `current` picks this path only on such a CPU.
+            return unsafe { step_avx512(cell, scratch, x, h_prev, c_prev, h_next, c_next) };
+        }
+        crate::isa::Isa::Avx2 => {
+            // SAFETY: `step_avx2` is compiled for AVX2 and FMA; its one contract is that the CPU
+            // running it has them, and `current` picks this path only on such a CPU.
+            return unsafe { step_avx2(cell, scratch, x, h_prev, c_prev, h_next, c_next) };
+        }
+        _ => {}
+    }
+    step_impl(cell, scratch, x, h_prev, c_prev, h_next, c_next)
+}
+
+/// [`step_impl`] compiled with AVX-512F, AVX2 and FMA enabled.
+///
+/// # Safety
+///
+/// The CPU running it must support AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn step_avx512<F: Float, C: EngineCell<Elem = F>>(
+    cell: &C,
+    scratch: &mut StepScratch<'_, F>,
+    x: ArrayView2<'_, F>,
+    h_prev: ArrayView2<'_, F>,
+    c_prev: Option<ArrayView2<'_, F>>,
+    h_next: ArrayViewMut2<'_, F>,
+    c_next: Option<ArrayViewMut2<'_, F>>,
+) {
+    step_impl(cell, scratch, x, h_prev, c_prev, h_next, c_next)
+}
+
+/// [`step_impl`] compiled with AVX2 and FMA enabled.
+///
+/// # Safety
+///
+/// The CPU running it must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn step_avx2<F: Float, C: EngineCell<Elem = F>>(
+    cell: &C,
+    scratch: &mut StepScratch<'_, F>,
+    x: ArrayView2<'_, F>,
+    h_prev: ArrayView2<'_, F>,
+    c_prev: Option<ArrayView2<'_, F>>,
+    h_next: ArrayViewMut2<'_, F>,
+    c_next: Option<ArrayViewMut2<'_, F>>,
+) {
+    step_impl(cell, scratch, x, h_prev, c_prev, h_next, c_next)
+}
+
+/// One step of every row, in the order of operations of the engine's forward loop.
+#[inline(always)]
+fn step_impl<F: Float, C: EngineCell<Elem = F>>(
+    cell: &C,
+    scratch: &mut StepScratch<'_, F>,
+    x: ArrayView2<'_, F>,
+    h_prev: ArrayView2<'_, F>,
+    c_prev: Option<ArrayView2<'_, F>>,
+    mut h_next: ArrayViewMut2<'_, F>,
+    c_next: Option<ArrayViewMut2<'_, F>>,
+) {
+    let w = cell.weights();
+    let StepScratch {
+        prep,
+        bias,
+        g,
+        rec,
+        aux,
+        hr,
+        no_c,
+    } = scratch;
+    let batch = g.nrows();
+    // The engine's `project_inputs` (without a laid-out `W_ihᵀ`) and its bias.
+    gemm(x, w.weight_ih.t(), &mut g.view_mut(), false);
+    if let Some(b) = bias {
+        g.rows_mut().into_iter().for_each(|mut r| r += &*b);
+    }
+    if C::SEPARATE_REC {
+        prep.w_hh.mul(h_prev, &mut rec.view_mut(), false);
+        if let Some(b) = &w.bias_hh {
+            rec.rows_mut().into_iter().for_each(|mut r| r += b);
+        }
+    } else {
+        prep.w_hh.mul(h_prev, &mut g.view_mut(), true);
+    }
+    let c_prev = c_prev.unwrap_or(no_c.view());
+    let mut no_c_next = ArrayViewMut2::from_shape((batch, 0), &mut []).expect("empty");
+    let mut c_next = c_next.unwrap_or(no_c_next.view_mut());
+    for r in 0..batch {
+        let h_row = match prep.w_hr {
+            Some(_) => hr.row_mut(r),
+            None => h_next.row_mut(r),
+        };
+        cell.forward_row(
+            g.row_mut(r).into_slice().expect("contiguous"),
+            row(rec.view(), r),
+            row(h_prev, r),
+            row(c_prev, r),
+            h_row.into_slice().expect("contiguous"),
+            c_next.row_mut(r).into_slice().expect("contiguous"),
+            aux.row_mut(r).into_slice().expect("contiguous"),
+        );
+    }
+    if let Some(w_hr_t) = &prep.w_hr {
+        w_hr_t.mul(hr.view(), &mut h_next, false);
+    }
+}
