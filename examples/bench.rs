@@ -12,7 +12,7 @@
 //!
 //! | shape | batch | seq | input | hidden | mode |
 //! |---|---|---|---|---|---|
-//! | S1 | 1 | 100 | 32 | 64 | `infer` (no tape) |
+//! | S1 | 1 | 100 | 32 | 64 | `infer` (no tape); `stream`: the same 100 steps one at a time through [`recurrent::Stream`] |
 //! | S2 | 32 | 100 | 128 | 256 | `fwd+bwd` (forward with tape + backward to all parameter gradients) |
 //! | S3 | 64 | 50 | 512 | 512 | `fwd+bwd` |
 //!
@@ -284,6 +284,19 @@ fn bench_case<C: CellInit<f32>>(
             black_box(net.infer(x.view(), None, None).expect("shapes fit"));
         });
         report(&format!("{name} {} infer", sh.name), &times, fwd);
+        if bidirectional || layers != 1 {
+            return;
+        }
+        // The same sequence one step at a time through a `Stream` (real-time use).
+        let mut stream = net.stream(sh.batch).expect("unidirectional");
+        let times = time_it(reps, || {
+            stream.set_state(None).expect("zeros fit");
+            for t in 0..sh.seq {
+                let y = stream.step(x.index_axis(ndarray::Axis(0), t));
+                black_box(y.expect("shapes fit"));
+            }
+        });
+        report(&format!("{name} {} stream", sh.name), &times, fwd);
     }
 }
 

@@ -15,7 +15,8 @@ Cases (f32, time-major, single layer, unidirectional unless noted):
 ======  =====  ===  =====  ======  ==========================================
 shape   batch  seq  input  hidden  mode
 ======  =====  ===  =====  ======  ==========================================
-S1      1      100  32     64      ``infer``: ``torch.no_grad()``, ``eval()``
+S1      1      100  32     64      ``infer``: ``torch.no_grad()``, ``eval()``; and ``stream``:
+                                   the same 100 steps as 100 calls, state carried
 S2      32     100  128    256     ``fwd+bwd``
 S3      64     50   512    512     ``fwd+bwd``
 ======  =====  ===  =====  ======  ==========================================
@@ -140,6 +141,19 @@ def bench_case(name, shape, layers, bidirectional, reps, input_grad):
 
         times = time_it(reps, infer)
         report(f"{name} {sname} infer", times, fwd)
+        if bidirectional or layers != 1:
+            return
+        steps = [x[t : t + 1] for t in range(seq)]
+
+        # The same sequence one step at a time, the state carried between calls (real-time use).
+        def stream():
+            with torch.no_grad():
+                state = None
+                for xt in steps:
+                    _, state = net(xt, state)
+
+        times = time_it(reps, stream)
+        report(f"{name} {sname} stream", times, fwd)
 
 
 def bench_gemm(n, reps):

@@ -15,7 +15,8 @@
 //! ## Pieces
 //!
 //! * [`Rnn`], [`Lstm`], [`Gru`]: what `torch.nn.RNN`/`LSTM`/`GRU` compute — stacked layers,
-//!   bidirectional, dropout, variable-length batches ([`RecurrentStack`], [`StackConfig`]).
+//!   bidirectional, dropout, variable-length batches, LSTM `proj_size` ([`RecurrentStack`],
+//!   [`StackConfig`]); [`Stream`]: the same networks one step at a time, for real-time use.
 //! * [`Cell`]: one time step — [`RnnCell`] (tanh or ReLU), [`LstmCell`] (gate order i, f, g, o),
 //!   [`GruCell`] (r, z, n).
 //! * [`Recurrent`]: one cell run over a sequence; [`Bidirectional`]: two cells with a

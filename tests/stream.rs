@@ -23,9 +23,10 @@ fn streams_like_infer<F: Float, C: CellInit<F>>(
     seed: u64,
 ) {
     let mut r = rng(seed);
-    let prefix: Array3<F> = randn3((3, batch, I), 1.0, &mut r);
+    let i = net.config().input_size;
+    let prefix: Array3<F> = randn3((3, batch, i), 1.0, &mut r);
     let (_, init) = net.infer(prefix.view(), None, None).unwrap();
-    let x: Array3<F> = randn3((steps, batch, I), 1.0, &mut r);
+    let x: Array3<F> = randn3((steps, batch, i), 1.0, &mut r);
     let (out, finals) = net.infer(x.view(), Some(&init), None).unwrap();
 
     let mut stream = net.stream(batch).unwrap();
@@ -133,6 +134,11 @@ fn streaming_equals_the_sequence_path_bit_for_bit() {
     let mut r = rng(11);
     let big = Lstm::<f32>::new(StackConfig::new(I, 64).with_num_layers(3), &mut r).unwrap();
     streams_like_infer::<f32, _>("lstm H=64 B=6", &big, 6, 200, 12);
+    // Inputs wider than the GEMM's depth block (256): the projection sums in two blocks.
+    let wide = Gru::<f32>::new(StackConfig::new(300, 8).with_num_layers(2), &mut r).unwrap();
+    streams_like_infer::<f32, _>("gru I=300 B=2", &wide, 2, 20, 13);
+    let wide = Lstm::<f64>::new(StackConfig::new(300, 8), &mut r).unwrap();
+    streams_like_infer::<f64, _>("lstm f64 I=300 B=1", &wide, 1, 20, 14);
     set_num_threads(0);
 }
 

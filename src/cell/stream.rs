@@ -4,9 +4,10 @@
 //! The step does exactly the arithmetic of one step of the sequence engine (`engine.rs`), so
 //! that streaming a sequence gives the outputs of running it whole, bit for bit:
 //!
-//! * the input projection `x W_ihᵀ` with the same product as the engine's one GEMM over all
-//!   steps (the crate's GEMM computes each entry in the same order whatever the number of rows),
-//!   then the same summed bias (`b_ih + b_hh`, or `b_ih` alone for a GRU);
+//! * the input projection `x W_ihᵀ` with the same blocked product as the engine's one GEMM over
+//!   all steps (it computes each entry in the same order whatever the number of rows; `W_ihᵀ` is
+//!   laid out for it once, as the engine does for a sharded pass), then the same summed bias
+//!   (`b_ih + b_hh`, or `b_ih` alone for a GRU);
 //! * the recurrent product with the recurrent weights laid out for the same number of rows as an
 //!   unsharded engine pass over the same batch (see [`crate::layer::Stream`] for the sharded
 //!   case);
@@ -22,7 +23,7 @@ use super::weights::CellWeights;
 use crate::alloc::try_array;
 use crate::error::Result;
 use crate::float::Float;
-use crate::gemm::gemm;
+use crate::gemm::{Prepared, SMALL_M};
 
 /// The buffers and laid-out weights one cell needs to advance a batch by one step without
 /// allocating (made by [`CellInit::step_scratch`](super::CellInit::step_scratch), used by
@@ -30,6 +31,8 @@ use crate::gemm::gemm;
 pub struct StepScratch<'w, F: Float> {
     /// The recurrent weights (and a projection) laid out for `batch` rows.
     prep: Prep<'w, F>,
+    /// `W_ihᵀ` laid out once for the blocked product (see [`StepScratch::new`]).
+    w_ih_t: Prepared<'w, F>,
     /// The bias added to the input projection: `b_ih + b_hh`, or `b_ih` when the cell needs the
     /// recurrent product apart (GRU).
     bias: Option<Array1<F>>,
@@ -74,6 +77,10 @@ impl<'w, F: Float> StepScratch<'w, F> {
         };
         Ok(StepScratch {
             prep: Prep::forward(weights, batch, None),
+            // Laid out for the blocked product the engine's input projection uses (more than
+            // `SMALL_M` rows), whatever the batch: the same numbers, without laying out `W_ihᵀ`
+            // again at every step.
+            w_ih_t: Prepared::new(weights.weight_ih.t(), SMALL_M + 1),
             bias,
             g: zeros(gh, "the gates of a streamed step")?,
             rec: zeros(
@@ -192,6 +199,7 @@ fn step_impl<F: Float, C: EngineCell<Elem = F>>(
     let w = cell.weights();
     let StepScratch {
         prep,
+        w_ih_t,
         bias,
         g,
         rec,
@@ -200,8 +208,8 @@ fn step_impl<F: Float, C: EngineCell<Elem = F>>(
         no_c,
     } = scratch;
     let batch = g.nrows();
-    // The engine's `project_inputs` (without a laid-out `W_ihᵀ`) and its bias.
-    gemm(x, w.weight_ih.t(), &mut g.view_mut(), false);
+    // The engine's `project_inputs` and its bias.
+    w_ih_t.mul(x, &mut g.view_mut(), false);
     if let Some(b) = bias {
         g.rows_mut().into_iter().for_each(|mut r| r += &*b);
     }

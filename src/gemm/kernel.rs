@@ -110,8 +110,15 @@ macro_rules! isa_gemm {
                 nr: usize,
                 accumulate: bool,
             ) {
-                // SAFETY: `kernel` has the same contract as `tile`, which our caller meets.
-                unsafe { kernel::kernel::<PACKED>(kc, a, b, c, mr, nr, accumulate) }
+                // SAFETY: `kernel` has the same contract as `tile`, which our caller meets
+                // (with `ROWS` = 1 only when `mr` is 1).
+                unsafe {
+                    if mr == 1 {
+                        kernel::kernel::<PACKED, 1>(kc, a, b, c, mr, nr, accumulate)
+                    } else {
+                        kernel::kernel::<PACKED, MR>(kc, a, b, c, mr, nr, accumulate)
+                    }
+                }
             }
         }
 

@@ -226,3 +226,40 @@ fn big_products_split_over_threads_match() {
     check(64, 200, 300, true, false, false);
     crate::threads::set_num_threads(0);
 }
+
+/// Each entry of a product with a blocked right-hand side (`gemm`, or `Prepared` for more than
+/// [`SMALL_M`] rows) is computed in the same order whatever the number of rows: a row alone (a
+/// one-row tile) and the same row inside a product of many rows (whole tiles, or the last row of
+/// a ragged one) are bit-identical, also past the depth block (`k` > 256) and when accumulating.
+/// [`crate::layer::Stream`] relies on it to equal the whole-sequence path bit for bit.
+#[test]
+fn blocked_products_give_each_row_the_same_bits_whatever_the_rows() {
+    for (path, isa) in paths() {
+        for &(m, n, k) in &[(7, 70, 33), (13, 130, 300), (25, 64, 513)] {
+            let a = filled(m, k, 21, false);
+            let b = filled(k, n, 22, true);
+            let c0 = filled(m, n, 23, false);
+            let prepared = Prepared::new_on(isa, b.view(), SMALL_M + 1);
+            for accumulate in [false, true] {
+                let mut whole = c0.clone();
+                gemm_on(isa, a.view(), b.view(), &mut whole.view_mut(), accumulate);
+                let mut whole_p = c0.clone();
+                prepared.mul(a.view(), &mut whole_p.view_mut(), accumulate);
+                assert_eq!(whole, whole_p, "{path} {m}x{n}x{k}: raw vs prepared");
+                for i in [0, m / 2, m - 1] {
+                    let row = a.slice(s![i..i + 1, ..]);
+                    let mut one = c0.slice(s![i..i + 1, ..]).to_owned();
+                    gemm_on(isa, row, b.view(), &mut one.view_mut(), accumulate);
+                    assert_eq!(one.row(0), whole.row(i), "{path} {m}x{n}x{k} row {i} raw");
+                    let mut one_p = c0.slice(s![i..i + 1, ..]).to_owned();
+                    prepared.mul(row, &mut one_p.view_mut(), accumulate);
+                    assert_eq!(
+                        one_p.row(0),
+                        whole.row(i),
+                        "{path} {m}x{n}x{k} row {i} prepared"
+                    );
+                }
+            }
+        }
+    }
+}

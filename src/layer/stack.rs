@@ -34,6 +34,14 @@ use crate::params::Params;
 /// (forward first). States are stacked with index `layer · D + direction`: an [`Array3`] for
 /// [`Rnn`] and [`Gru`], an [`LstmState<F, Ix3>`](crate::LstmState) for [`Lstm`].
 ///
+/// An [`Lstm`] with [`StackConfig::proj_size`] `= P > 0` (PyTorch's `proj_size`) projects each
+/// layer's `h` to `P` features: in the table above `H` becomes `P` for the output, `h0` and
+/// `h_n`, while `c0` and `c_n` stay `(L·D, B, H)`; each layer and direction has a
+/// `weight_hr_l{k}` `(P, H)` after its biases.
+///
+/// [`RecurrentStack::stream`] runs a unidirectional network one step at a time (real-time
+/// inference) with the numbers of [`RecurrentStack::infer`].
+///
 /// Layer `l > 0` reads layer `l−1`'s output; in training ([`RecurrentStack::forward_train`]) that
 /// output first goes through inverted dropout with probability `dropout` — a fresh mask per
 /// element, scaled by `1/(1−p)`, never after the last layer, reused by backward.

@@ -218,6 +218,9 @@ pub fn crate_seeds(target: Target, dir: &Path) -> Vec<(String, Vec<u8>)> {
             net.save_safetensors(path("encoder"), "encoder.").unwrap();
             let net = Lstm::<f64>::new(stack(1, false).with_bias(false), &mut rng).unwrap();
             net.save_safetensors(path("nobias"), "").unwrap();
+            // With a projection (`weight_hr_l{k}`, proj_size 1 of hidden 2).
+            let net = Lstm::<f32>::new(stack(2, true).with_proj_size(1), &mut rng).unwrap();
+            net.save_safetensors(path("proj"), "").unwrap();
         }
         Target::Gru => {
             let net = Gru::<f32>::new(stack(2, true), &mut rng).unwrap();
@@ -284,6 +287,7 @@ pub fn pytorch_seeds(target: Target) -> &'static [&'static str] {
             "fixtures/lstm_bi_2l_packed_f32.safetensors",
             "fixtures/lstm_uni_1l_full_f64.safetensors",
             "hostile/seeds/encoder_lstm_f32.safetensors",
+            "fixtures/lstmp_bi_2l_packed_f32.safetensors",
         ],
         Target::Gru => &[
             "fixtures/gru_bi_2l_packed_nobias_f32.safetensors",

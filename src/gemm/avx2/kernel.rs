@@ -9,17 +9,18 @@ use crate::gemm::mat::MatMut;
 ///
 /// `PACKED`: `a[0]` is a packed panel (`kc · MR` values, `MR` per depth step); otherwise
 /// `a[i]` points at row `i` of `a`, contiguous along the depth (rows past `mr` may repeat a
-/// valid row: their results are not stored).
+/// valid row: their results are not stored). `ROWS` rows are computed: `MR`, or 1 for a tile of
+/// one row (the same operations on that row, without the work of the other five).
 ///
 /// # Safety
 ///
 /// The CPU must have AVX2 and FMA. `a` as above, each pointer valid for reading the values it
-/// stands for; `b` valid for reading `kc · NR` values; `1 <= mr <= MR`, `1 <= nr <= NR`, and `c`
+/// stands for; `b` valid for reading `kc · NR` values; `1 <= mr <= ROWS <= MR`, `1 <= nr <= NR`, and `c`
 /// has at least `mr` rows and `nr` columns.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn kernel<const PACKED: bool>(
+pub(super) unsafe fn kernel<const PACKED: bool, const ROWS: usize>(
     kc: usize,
     a: [*const f32; MR],
     b: *const f32,
@@ -28,7 +29,7 @@ pub(super) unsafe fn kernel<const PACKED: bool>(
     nr: usize,
     accumulate: bool,
 ) {
-    let whole = mr == MR && nr == NR && c.cs() == 1;
+    let whole = ROWS == MR && mr == MR && nr == NR && c.cs() == 1;
     if whole {
         // The tile is read (or written) after the loop: start fetching it now.
         for i in 0..MR {
@@ -42,7 +43,7 @@ pub(super) unsafe fn kernel<const PACKED: bool>(
             }
         }
     }
-    let mut acc = [[_mm256_setzero_ps(); NV]; MR];
+    let mut acc = [[_mm256_setzero_ps(); NV]; ROWS];
     let mut b = b;
     for p in 0..kc {
         // SAFETY: the loads need readable memory: b at step p points at values p·NR..(p+1)·NR
