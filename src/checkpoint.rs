@@ -3,8 +3,14 @@
 //!
 //! Layout: the model's arrays under `model.{name}` (PyTorch's keys after the prefix), the
 //! optimizer's arrays under `optim.{param}.{entry}`, the program's own [`UserState`] under
-//! `user.{name}`, and string metadata (`format`, `step`, `optim.*`, `user.*`). Scalars are written so they parse back to the same bits: resuming from a checkpoint
-//! continues on exactly the trajectory an uninterrupted run takes.
+//! `user.{name}`, and string metadata (`format`, `step`, `optim.*`, `user.*`). Scalars are written
+//! so they parse back to the same bits: resuming from a checkpoint continues on exactly the
+//! trajectory an uninterrupted run takes.
+//!
+//! A learning-rate schedule is not stored: it is a function of the step (or epoch), so put a
+//! fresh schedule where the run stopped with [`LrSchedule::advance_to`] and the step the
+//! checkpoint returns (keep an epoch count in [`UserState::metadata`] if the schedule counts
+//! epochs).
 //!
 //! # Examples
 //!
@@ -47,6 +53,8 @@ use ndarray::ArrayD;
 use crate::error::{Error, Result, WeightFileProblem};
 use crate::float::Float;
 use crate::io;
+#[cfg(doc)]
+use crate::optim::LrSchedule;
 use crate::optim::{Optimizer, OptimizerState, UpdateRule};
 use crate::params::Params;
 
@@ -74,7 +82,8 @@ const FORMAT: &str = "recurrent-checkpoint-1";
 /// let mut opt = SgdConfig::new(0.1).build()?;
 ///
 /// let mut user = UserState::default();
-/// user.arrays.push(("loss_curve".into(), ArrayD::from_elem(vec![3], 0.5)));
+/// user.arrays.insert("loss_curve".into(), ArrayD::from_elem(vec![3], 0.5));
+/// user.arrays.insert("ema".into(), ArrayD::from_elem(vec![2, 2], 0.25));
 /// user.metadata.insert("epoch".into(), "7".into());
 /// save_checkpoint_with(&path, &head, &opt, 120, &user)?;
 ///
@@ -86,8 +95,9 @@ const FORMAT: &str = "recurrent-checkpoint-1";
 /// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UserState<F> {
-    /// Named arrays, in the order given (read back sorted by name).
-    pub arrays: Vec<(String, ArrayD<F>)>,
+    /// Named arrays (by name, like the metadata: a loaded state equals the saved one whatever
+    /// the order they were inserted in).
+    pub arrays: BTreeMap<String, ArrayD<F>>,
     /// String metadata.
     pub metadata: BTreeMap<String, String>,
 }
@@ -111,8 +121,7 @@ pub fn save_checkpoint<F: Float, P: Params<F>, R: UpdateRule<F>>(
 ///
 /// # Errors
 ///
-/// [`Error::Io`] if the file cannot be written; [`Error::WeightFile`] if two user arrays share
-/// a name.
+/// [`Error::Io`] if the file cannot be written.
 pub fn save_checkpoint_with<F: Float, P: Params<F>, R: UpdateRule<F>>(
     path: impl AsRef<Path>,
     model: &P,

@@ -28,9 +28,12 @@
 //!   layers share; [`cell`]: the [`Cell`] trait's helpers, [`cell::CellWeights`], [`cell::Stacked`].
 //! * [`Params`]: every model lists its arrays with PyTorch's names; **the gradient of a model is a
 //!   model of the same type** ([`Params::zeros_like`]), into which `backward` adds.
-//! * [`optim`]: [`optim::Sgd`], [`optim::Adam`], [`optim::clip_grad_norm`].
+//! * [`optim`]: [`optim::Sgd`], [`optim::Adam`], [`optim::AdamW`], [`optim::RmsProp`],
+//!   [`optim::Adagrad`], [`optim::clip_grad_norm`], learning-rate schedules chained with
+//!   [`optim::SequentialLr`].
 //! * [`io`]: safetensors weight files with PyTorch `state_dict` keys, both ways; [`checkpoint`]:
-//!   model + optimizer + step in one file; [`init`], [`batch`]: initialisers and padding helpers.
+//!   model + optimizer + step (and the program's own state) in one file; [`init`]: initialisers;
+//!   [`batch`]: padding helpers and shuffled minibatches of variable-length sequences.
 //! * [`runtime`]: threads, cached memory, the raw matrix product.
 //!
 //! Nothing is stored inside a layer during `forward`: what backward needs is the tape that

@@ -416,6 +416,11 @@ pub fn prefixed<F: Float, P: Params<F>>(params: &P, prefix: &str) -> Vec<(String
 /// `load_state_dict(strict=True)`: every name must be present with the array's shape, and the file
 /// must hold no other float tensor under `prefix`. Nothing is changed unless everything fits.
 ///
+/// Only arrays are read: settings that PyTorch keeps outside the `state_dict` (an
+/// [`Embedding`](crate::Embedding)'s `padding_idx`, dropout, `batch_first`) stay as the model was
+/// built, so build it with PyTorch's settings. To read a file that also holds other tensors (say
+/// reference outputs), give the model's `prefix`, or use [`read`] and pick the tensors.
+///
 /// # Errors
 ///
 /// [`Error::Io`] / [`Error::WeightFile`] as [`read`]; [`Error::WeightFile`] naming the first

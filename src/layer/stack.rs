@@ -19,7 +19,7 @@ use crate::float::Float;
 use crate::params::Params;
 
 /// A stack of recurrent layers, each with one or two directions: what `torch.nn.RNN`,
-/// `torch.nn.LSTM` and `torch.nn.GRU` compute (without `proj_size`). Use it through the aliases
+/// `torch.nn.LSTM` and `torch.nn.GRU` compute (LSTM with `proj_size` too). Use it through the aliases
 /// [`Rnn`], [`Lstm`] and [`Gru`].
 ///
 /// Shapes (`D` = 2 if bidirectional else 1, `L` = `num_layers`):
@@ -90,7 +90,7 @@ pub struct RecurrentStack<C> {
 
 /// Elman RNN stack, `torch.nn.RNN`.
 pub type Rnn<F> = RecurrentStack<RnnCell<F>>;
-/// LSTM stack, `torch.nn.LSTM` (without `proj_size`).
+/// LSTM stack, `torch.nn.LSTM` (with `proj_size` through [`StackConfig::proj_size`]).
 pub type Lstm<F> = RecurrentStack<LstmCell<F>>;
 /// GRU stack, `torch.nn.GRU`.
 pub type Gru<F> = RecurrentStack<GruCell<F>>;

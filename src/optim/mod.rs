@@ -14,7 +14,8 @@
 //! * [`clip_grad_norm`] is `torch.nn.utils.clip_grad_norm_`, [`clip_grad_value`] is
 //!   `torch.nn.utils.clip_grad_value_`.
 //! * [`schedule`] has learning-rate schedules (`StepLR`, `ExponentialLR`, `CosineAnnealingLR`,
-//!   `LinearLR`, `ReduceLROnPlateau`), applied with [`Optimizer::apply_schedule`].
+//!   `LinearLR`, `ReduceLROnPlateau`, and `SequentialLR` to chain them, e.g. warm-up then
+//!   cosine), applied with [`Optimizer::apply_schedule`].
 //! * [`Optimizer::state`] / [`Optimizer::load_state`] save and restore everything the optimizer
 //!   keeps, so a resumed run continues bit for bit.
 //!

@@ -13,6 +13,7 @@
 //! | [`CosineAnnealingLr`] | `CosineAnnealingLR` | `eta_min + (base_lr − eta_min)(1 + cos(π t / T_max)) / 2` |
 //! | [`LinearWarmup`] | `LinearLR` | `base_lr · (start + (end − start) · min(t, total) / total)` |
 //! | [`ReduceLrOnPlateau`] | `ReduceLROnPlateau` | × `factor` after `patience` epochs without improvement |
+//! | [`SequentialLr`] | `SequentialLR` | one schedule after another at given milestones (warm-up, then cosine) |
 //!
 //! # Examples
 //!
