@@ -1,5 +1,7 @@
-//! A tiny, dependency-free SVG line-chart writer for the examples: polylines, axes with tick
-//! labels, a legend and a title, on a linear or logarithmic y axis.
+//! The examples' line charts, drawn with `plotters` (its SVG backend only: no font or system
+//! libraries, the text is left to the SVG viewer): solid or dashed lines, dots, dashed horizontal
+//! reference lines, a linear or logarithmic y axis, axis labels, a title, and a legend placed
+//! where it hides the least data.
 //!
 //! ```ignore
 //! plot::Chart::new("training loss")
@@ -13,8 +15,13 @@
 //!
 //! Non-finite points (NaN losses, or values ≤ 0 on a log axis) are skipped, breaking the line.
 
-use std::fmt::Write as _;
 use std::path::Path;
+
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
 
 /// Colours cycled through by the series without an explicit colour (Tableau 10).
 const PALETTE: [&str; 10] = [
@@ -25,12 +32,16 @@ const PALETTE: [&str; 10] = [
 /// Colours of the horizontal reference lines, in order.
 const HLINE_COLOURS: [&str; 3] = ["#555555", "#a0a000", "#8c564b"];
 
+/// Size of the SVG in pixels.
+const SIZE: (u32, u32) = (800, 480);
+const FONT: &str = "sans-serif";
+
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
-    /// A solid polyline.
+    /// A solid line.
     Solid,
-    /// A dashed polyline (reference lines, baselines).
+    /// A dashed line (reference lines, baselines).
     Dashed,
     /// Dots only, no line (sparse measurements).
     Dots,
@@ -38,11 +49,11 @@ pub enum Style {
 
 /// One named line of a chart.
 #[derive(Debug, Clone)]
-pub struct Series {
+struct Series {
     name: String,
     points: Vec<(f64, f64)>,
     style: Style,
-    colour: Option<String>,
+    colour: RGBColor,
     /// A horizontal line across the whole x range at this y (its `points` are empty).
     hline: Option<f64>,
 }
@@ -54,8 +65,6 @@ pub struct Chart {
     x_label: String,
     y_label: String,
     log_y: bool,
-    width: f64,
-    height: f64,
     series: Vec<Series>,
 }
 
@@ -67,8 +76,6 @@ impl Chart {
             x_label: String::new(),
             y_label: String::new(),
             log_y: false,
-            width: 800.0,
-            height: 480.0,
             series: Vec::new(),
         }
     }
@@ -91,19 +98,13 @@ impl Chart {
         self
     }
 
-    /// The size in pixels.
-    pub fn size(mut self, width: f64, height: f64) -> Self {
-        self.width = width.max(200.0);
-        self.height = height.max(150.0);
-        self
-    }
-
     /// Adds a solid line in the next palette colour.
     pub fn line(self, name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
         self.series(name, points, Style::Solid, None)
     }
 
-    /// Adds a series with an explicit style and optional colour (`"#rrggbb"`).
+    /// Adds a series with an explicit style and optional colour (`"#rrggbb"`; without one, the
+    /// palette colour of its place among the series that are not reference lines).
     pub fn series(
         mut self,
         name: impl Into<String>,
@@ -111,11 +112,12 @@ impl Chart {
         style: Style,
         colour: Option<&str>,
     ) -> Self {
+        let n = self.series.iter().filter(|s| s.hline.is_none()).count();
         self.series.push(Series {
             name: name.into(),
             points,
             style,
-            colour: colour.map(str::to_string),
+            colour: rgb(colour.unwrap_or(PALETTE[n % PALETTE.len()])),
             hline: None,
         });
         self
@@ -128,7 +130,7 @@ impl Chart {
             name: name.into(),
             points: Vec::new(),
             style: Style::Dashed,
-            colour: Some(HLINE_COLOURS[n % HLINE_COLOURS.len()].into()),
+            colour: rgb(HLINE_COLOURS[n % HLINE_COLOURS.len()]),
             hline: Some(y),
         });
         self
@@ -142,306 +144,267 @@ impl Chart {
                 std::fs::create_dir_all(dir)?;
             }
         }
-        std::fs::write(path, self.to_svg())
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+            let (x0, x1, y0, y1) = self.ranges();
+            if self.log_y {
+                let (labelled, grid) = log_ticks(y0, y1);
+                let y = (y0..y1).log_scale().with_key_points(labelled);
+                self.draw(&root, x0..x1, y.with_light_points(grid))
+            } else {
+                self.draw(&root, x0..x1, y0..y1)
+            }
+            .and_then(|()| root.present())
+            .map_err(|e| std::io::Error::other(format!("drawing {}: {e}", path.display())))?;
+        }
+        std::fs::write(path, svg)
     }
 
     fn usable(&self, y: f64) -> bool {
         y.is_finite() && (!self.log_y || y > 0.0)
     }
 
-    fn ty(&self, y: f64) -> f64 {
-        if self.log_y {
-            y.log10()
-        } else {
-            y
-        }
-    }
-
-    /// The data ranges `(x0, x1, y0, y1)`, y in axis units (log10 on a log axis).
+    /// The data ranges `(x0, x1, y0, y1)` with a 4% margin in y (a factor on a log axis).
     fn ranges(&self) -> (f64, f64, f64, f64) {
         let (mut x0, mut x1) = (f64::INFINITY, f64::NEG_INFINITY);
         let (mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY);
         for s in &self.series {
-            for &(x, y) in &s.points {
-                if x.is_finite() && self.usable(y) {
-                    x0 = x0.min(x);
-                    x1 = x1.max(x);
-                    y0 = y0.min(self.ty(y));
-                    y1 = y1.max(self.ty(y));
-                }
+            for &(x, y) in s
+                .points
+                .iter()
+                .filter(|p| p.0.is_finite() && self.usable(p.1))
+            {
+                (x0, x1) = (x0.min(x), x1.max(x));
+                (y0, y1) = (y0.min(y), y1.max(y));
             }
             if let Some(y) = s.hline.filter(|&y| self.usable(y)) {
-                y0 = y0.min(self.ty(y));
-                y1 = y1.max(self.ty(y));
+                (y0, y1) = (y0.min(y), y1.max(y));
             }
         }
         if !x0.is_finite() {
             (x0, x1) = (0.0, 1.0);
         }
-        if !y0.is_finite() {
-            (y0, y1) = (0.0, 1.0);
-        }
         if x1 - x0 <= f64::EPSILON * x0.abs().max(1.0) {
             (x0, x1) = (x0 - 0.5, x1 + 0.5);
         }
-        if y1 - y0 <= f64::EPSILON * y0.abs().max(1.0) {
-            (y0, y1) = (y0 - 0.5, y1 + 0.5);
+        // The y range and its padding in axis units (log10 on a log axis).
+        let axis = |y: f64| if self.log_y { y.log10() } else { y };
+        let (mut a, mut b) = if y0.is_finite() {
+            (axis(y0), axis(y1))
+        } else {
+            (0.0, 1.0)
+        };
+        if b - a <= f64::EPSILON * a.abs().max(1.0) {
+            (a, b) = (a - 0.5, b + 0.5);
         }
-        let pad = 0.04 * (y1 - y0);
-        (x0, x1, y0 - pad, y1 + pad)
+        let pad = 0.04 * (b - a);
+        let value = |v: f64| if self.log_y { 10f64.powf(v) } else { v };
+        (x0, x1, value(a - pad), value(b + pad))
     }
 
-    /// The chart as a standalone SVG document.
-    pub fn to_svg(&self) -> String {
-        let (w, h) = (self.width, self.height);
-        let (left, right, top, bottom) = (78.0, 24.0, 44.0, 58.0);
-        let (pw, ph) = (w - left - right, h - top - bottom);
-        let (x0, x1, y0, y1) = self.ranges();
-        let px = |x: f64| left + (x - x0) / (x1 - x0) * pw;
-        let py = |y: f64| top + ph - (y - y0) / (y1 - y0) * ph;
+    fn draw<Y>(
+        &self,
+        root: &DrawingArea<SVGBackend<'_>, Shift>,
+        x: std::ops::Range<f64>,
+        y: Y,
+    ) -> Result<(), DrawingAreaErrorKind<std::io::Error>>
+    where
+        Y: AsRangedCoord<Value = f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        root.fill(&WHITE)?;
+        let (x0, x1) = (x.start, x.end);
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FONT, 20).into_font().style(FontStyle::Bold))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x, y)?;
+        let log_y = self.log_y;
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 15))
+            .bold_line_style(RGBColor(0xe5, 0xe5, 0xe5))
+            // Light grid lines only at the log axis' 2×…9× multiples (set by `log_ticks`).
+            .max_light_lines(0)
+            .light_line_style(RGBColor(0xf3, 0xf3, 0xf3))
+            .x_label_formatter(&|v| tick(*v, false))
+            .y_label_formatter(&|v| tick(*v, log_y))
+            .draw()?;
 
-        let mut svg = String::new();
-        let _ = writeln!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, sans-serif" font-size="12">"#
-        );
-        let _ = writeln!(svg, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="26" text-anchor="middle" font-size="16" font-weight="bold">{}</text>"#,
-            w / 2.0,
-            escape(&self.title)
-        );
-
-        // Grid, ticks and tick labels.
-        let x_ticks = linear_ticks(x0, x1, 8);
-        let y_ticks = if self.log_y {
-            log_ticks(y0, y1)
-        } else {
-            linear_ticks(y0, y1, 7)
-                .into_iter()
-                .map(|(v, l)| (v, l, true))
-                .collect()
-        };
-        for (v, label) in &x_ticks {
-            let x = px(*v);
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{:.1}" stroke="#e5e5e5"/>"##,
-                top + ph
-            );
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#333"/>"##,
-                top + ph,
-                top + ph + 5.0
-            );
-            let _ = writeln!(
-                svg,
-                r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                top + ph + 19.0,
-                escape(label)
-            );
-        }
-        for (v, label, major) in &y_ticks {
-            let y = py(*v);
-            let grid = if *major { "#e5e5e5" } else { "#f3f3f3" };
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{grid}"/>"#,
-                left + pw
-            );
-            let tick = if *major { 5.0 } else { 3.0 };
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{:.1}" y1="{y:.1}" x2="{left}" y2="{y:.1}" stroke="#333"/>"##,
-                left - tick
-            );
-            if !label.is_empty() {
-                let _ = writeln!(
-                    svg,
-                    r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-                    left - 8.0,
-                    y + 4.0,
-                    escape(label)
-                );
-            }
-        }
-        // Axes.
-        let _ = writeln!(
-            svg,
-            r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>"##
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            left + pw / 2.0,
-            h - 14.0,
-            escape(&self.x_label)
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
-            top + ph / 2.0,
-            escape(&self.y_label)
-        );
-
-        // Data, clipped to the plot area.
-        let _ = writeln!(
-            svg,
-            r#"<clipPath id="plot"><rect x="{left}" y="{top}" width="{pw}" height="{ph}"/></clipPath>"#
-        );
-        let _ = writeln!(svg, r#"<g clip-path="url(#plot)" fill="none">"#);
-        let mut colours = Vec::with_capacity(self.series.len());
-        let mut next = 0;
         for s in &self.series {
-            let colour = s.colour.clone().unwrap_or_else(|| {
-                next += 1;
-                PALETTE[(next - 1) % PALETTE.len()].to_string()
-            });
-            let dash = if s.style == Style::Dashed {
-                r#" stroke-dasharray="6 4""#
-            } else {
-                ""
-            };
+            let style = s.colour.stroke_width(2);
             if let Some(y) = s.hline.filter(|&y| self.usable(y)) {
-                let yy = py(self.ty(y));
-                let _ = writeln!(
-                    svg,
-                    r#"<line x1="{left}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="{colour}" stroke-width="1.5"{dash}/>"#,
-                    left + pw
-                );
-            } else if s.style == Style::Dots {
-                for &(x, y) in &s.points {
-                    if x.is_finite() && self.usable(y) {
-                        let _ = writeln!(
-                            svg,
-                            r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
-                            px(x),
-                            py(self.ty(y))
-                        );
-                    }
-                }
-            } else {
-                // One polyline per run of usable points.
-                let mut run: Vec<String> = Vec::new();
-                let flush = |run: &mut Vec<String>, svg: &mut String| {
-                    if run.len() >= 2 {
-                        let _ = writeln!(
-                            svg,
-                            r#"<polyline points="{}" stroke="{colour}" stroke-width="1.6" stroke-linejoin="round"{dash}/>"#,
-                            run.join(" ")
-                        );
-                    }
-                    run.clear();
-                };
-                for &(x, y) in &s.points {
-                    if x.is_finite() && self.usable(y) {
-                        run.push(format!("{:.1},{:.1}", px(x), py(self.ty(y))));
-                    } else {
-                        flush(&mut run, &mut svg);
-                    }
-                }
-                flush(&mut run, &mut svg);
+                chart.draw_series(DashedLineSeries::new([(x0, y), (x1, y)], 6, 4, style))?;
             }
-            colours.push(colour);
-        }
-        let _ = writeln!(svg, "</g>");
-
-        // Legend, inside the plot, where it hides the least.
-        if !self.series.is_empty() {
-            let longest = self
-                .series
-                .iter()
-                .map(|s| s.name.chars().count())
-                .max()
-                .unwrap_or(0) as f64;
-            let lw = 40.0 + 6.8 * longest;
-            let lh = 8.0 + 18.0 * self.series.len() as f64;
-            // The place (corners, then the middles of the sides) whose box covers the least of
-            // the data: points, and the segments between them sampled every 4 pixels.
-            let places = [
-                (left + pw - lw - 8.0, top + 8.0),
-                (left + 8.0, top + 8.0),
-                (left + pw - lw - 8.0, top + ph - lh - 8.0),
-                (left + 8.0, top + ph - lh - 8.0),
-                (left + pw - lw - 8.0, top + (ph - lh) / 2.0),
-                (left + 8.0, top + (ph - lh) / 2.0),
-            ];
-            let mut pixels: Vec<(f64, f64)> = Vec::new();
-            for s in &self.series {
-                if let Some(y) = s.hline.filter(|&y| self.usable(y)) {
-                    let yy = py(self.ty(y));
-                    pixels.extend((0..=40).map(|i| (left + pw * f64::from(i) / 40.0, yy)));
+            for run in self.runs(&s.points) {
+                if run.len() < 2 && s.style != Style::Dots {
                     continue;
                 }
-                let pts: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .filter(|&&(x, y)| x.is_finite() && self.usable(y))
-                    .map(|&(x, y)| (px(x), py(self.ty(y))))
-                    .collect();
-                pixels.extend(pts.iter().copied());
-                if s.style != Style::Dots {
-                    for w in pts.windows(2) {
-                        let (dx, dy) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
-                        let n = ((dx * dx + dy * dy).sqrt() / 4.0).ceil().min(200.0) as usize;
-                        for i in 1..n {
-                            let f = i as f64 / n as f64;
-                            pixels.push((w[0].0 + f * dx, w[0].1 + f * dy));
-                        }
-                    }
-                }
+                match s.style {
+                    Style::Solid => chart.draw_series(LineSeries::new(run, style))?,
+                    Style::Dashed => chart.draw_series(DashedLineSeries::new(run, 6, 4, style))?,
+                    Style::Dots => chart.draw_series(
+                        run.into_iter()
+                            .map(|p| Circle::new(p, 3, s.colour.filled())),
+                    )?,
+                };
             }
-            let covered = |&(cx, cy): &(f64, f64)| {
-                pixels
-                    .iter()
-                    .filter(|&&(x, y)| x >= cx && x <= cx + lw && y >= cy && y <= cy + lh)
-                    .count()
+            // The legend entry, on an empty series.
+            let (colour, kind) = (s.colour, s.style);
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+                .label(&s.name)
+                .legend(move |(x, y)| match kind {
+                    Style::Solid => PathElement::new([(x, y), (x + 20, y)], style).into_dyn(),
+                    Style::Dashed => {
+                        DashedPathElement::new([(x, y), (x + 20, y)], 6, 4, style).into_dyn()
+                    }
+                    Style::Dots => Circle::new((x + 10, y), 3, colour.filled()).into_dyn(),
+                });
+        }
+        if self.series.is_empty() {
+            return Ok(());
+        }
+
+        // The legend goes to the corner (or the middle of a side) whose box covers the fewest
+        // data pixels: the points, and the segments between them sampled every 4 pixels.
+        let font: TextStyle = (FONT, 15).into_font().into();
+        let text_w = self
+            .series
+            .iter()
+            .map(|s| root.estimate_text_size(&s.name, &font).map_or(0, |d| d.0))
+            .max()
+            .unwrap_or(0);
+        let (lw, lh) = (text_w as f64 + 50.0, 20.0 * self.series.len() as f64 + 20.0);
+        let area = chart.plotting_area().get_pixel_range();
+        let (l, t) = (f64::from(area.0.start), f64::from(area.1.start));
+        let (r, b) = (f64::from(area.0.end), f64::from(area.1.end));
+        let mut pixels = Vec::new();
+        for s in &self.series {
+            let px = |p: (f64, f64)| {
+                let (a, b) = chart.backend_coord(&p);
+                (f64::from(a), f64::from(b))
             };
-            let (lx, ly) = places
-                .iter()
-                .copied()
-                .min_by_key(|c| covered(c))
-                .unwrap_or(places[0]);
-            let _ = writeln!(
-                svg,
-                r##"<rect x="{lx:.1}" y="{ly:.1}" width="{lw:.1}" height="{lh:.1}" fill="white" fill-opacity="0.85" stroke="#999"/>"##
-            );
-            for (i, (s, colour)) in self.series.iter().zip(&colours).enumerate() {
-                let y = ly + 16.0 + 18.0 * i as f64;
-                if s.style == Style::Dots {
-                    let _ = writeln!(
-                        svg,
-                        r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
-                        lx + 19.0,
-                        y - 4.0
-                    );
-                } else {
-                    let dash = if s.style == Style::Dashed {
-                        r#" stroke-dasharray="6 4""#
-                    } else {
-                        ""
-                    };
-                    let _ = writeln!(
-                        svg,
-                        r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{colour}" stroke-width="2"{dash}/>"#,
-                        lx + 8.0,
-                        y - 4.0,
-                        lx + 30.0,
-                        y - 4.0
-                    );
+            if let Some(y) = s.hline.filter(|&y| self.usable(y)) {
+                let ((a, yy), (b, _)) = (px((x0, y)), px((x1, y)));
+                pixels.extend((0..=40).map(|i| (a + (b - a) * f64::from(i) / 40.0, yy)));
+                continue;
+            }
+            for run in self.runs(&s.points) {
+                let pts: Vec<_> = run.into_iter().map(px).collect();
+                pixels.extend(&pts);
+                for w in pts.windows(2).filter(|_| s.style != Style::Dots) {
+                    let (dx, dy) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
+                    let n = ((dx * dx + dy * dy).sqrt() / 4.0).ceil().min(200.0) as usize;
+                    pixels.extend((1..n).map(|i| {
+                        let f = i as f64 / n as f64;
+                        (w[0].0 + f * dx, w[0].1 + f * dy)
+                    }));
                 }
-                let _ = writeln!(
-                    svg,
-                    r#"<text x="{:.1}" y="{y:.1}">{}</text>"#,
-                    lx + 36.0,
-                    escape(&s.name)
-                );
             }
         }
-        svg.push_str("</svg>\n");
-        svg
+        use SeriesLabelPosition::*;
+        let places = [
+            (UpperRight, r - lw - 5.0, t + 5.0),
+            (UpperLeft, l + 5.0, t + 5.0),
+            (LowerRight, r - lw - 5.0, b - lh - 5.0),
+            (LowerLeft, l + 5.0, b - lh - 5.0),
+            (MiddleRight, r - lw - 5.0, (t + b - lh) / 2.0),
+            (MiddleLeft, l + 5.0, (t + b - lh) / 2.0),
+        ];
+        let covered = |&(_, cx, cy): &(SeriesLabelPosition, f64, f64)| {
+            let inside =
+                |&&(x, y): &&(f64, f64)| x >= cx && x <= cx + lw && y >= cy && y <= cy + lh;
+            pixels.iter().filter(inside).count()
+        };
+        let best = places
+            .into_iter()
+            .min_by_key(covered)
+            .map_or(UpperRight, |p| p.0);
+        chart
+            .configure_series_labels()
+            .position(best)
+            .label_font((FONT, 15))
+            .margin(10)
+            .legend_area_size(24)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(0x99, 0x99, 0x99))
+            .draw()
+    }
+
+    /// The runs of consecutive usable points of a line (a non-usable point breaks it).
+    fn runs(&self, points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
+        points
+            .split(|&(x, y)| !(x.is_finite() && self.usable(y)))
+            .filter(|run| !run.is_empty())
+            .map(<[_]>::to_vec)
+            .collect()
+    }
+}
+
+/// The ticks of a log axis over `[lo, hi]`: `(labelled, grid only)`. Every decade is labelled
+/// (every few on a wide axis), 2× and 5× too when the axis spans at most two decades, every
+/// multiple when it spans at most one (else those are grid lines, up to three decades); less
+/// than ~half a decade gets linear ticks.
+fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+    let decades = (hi / lo).log10();
+    let stride = (decades / 8.0).ceil().max(1.0) as i32;
+    let (mut labelled, mut grid) = (Vec::new(), Vec::new());
+    for e in lo.log10().floor() as i32..=hi.log10().ceil() as i32 {
+        for m in 1..10 {
+            let v = f64::from(m) * 10f64.powi(e);
+            if (lo..=hi).contains(&v) {
+                match m {
+                    1 if e.rem_euclid(stride) == 0 => labelled.push(v),
+                    2 | 5 if decades <= 2.0 => labelled.push(v),
+                    _ if decades <= 1.0 => labelled.push(v),
+                    _ if decades <= 3.0 => grid.push(v),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if decades < 0.6 || labelled.len() < 2 {
+        labelled = RangedCoordf64::from(lo..hi).key_points(6);
+    }
+    (labelled, grid)
+}
+
+/// `"#rrggbb"` as a colour (grey if malformed).
+fn rgb(hex: &str) -> RGBColor {
+    let c = |i: usize| {
+        hex.get(i..i + 2)
+            .and_then(|s| u8::from_str_radix(s, 16).ok())
+            .unwrap_or(0x80)
+    };
+    RGBColor(c(1), c(3), c(5))
+}
+
+/// A tick label: up to 4 significant digits without trailing zeros, or scientific notation for
+/// very large or small values.
+fn tick(v: f64, log: bool) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if !(1e-4..1e6).contains(&a) {
+        return if log {
+            format!("{v:.0e}")
+        } else {
+            format!("{v:.1e}")
+        };
+    }
+    let decimals = (3 - a.log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
     }
 }
 
@@ -464,107 +427,4 @@ pub fn downsample(points: &[(f64, f64)], max_points: usize) -> Vec<(f64, f64)> {
             ))
         })
         .collect()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A "nice" step (1, 2 or 5 × 10^k) for about `n` intervals over `span`.
-fn nice_step(span: f64, n: usize) -> f64 {
-    let raw = span / n.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let f = raw / mag;
-    let nice = if f <= 1.0 {
-        1.0
-    } else if f <= 2.0 {
-        2.0
-    } else if f <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    nice * mag
-}
-
-/// Ticks at multiples of a nice step within `[lo, hi]`, with labels.
-fn linear_ticks(lo: f64, hi: f64, n: usize) -> Vec<(f64, String)> {
-    let step = nice_step(hi - lo, n);
-    let decimals = if step >= 1.0 {
-        0
-    } else {
-        (-step.log10().floor()) as usize
-    };
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step).floor() as i64;
-    (first..=last)
-        .map(|k| {
-            let v = k as f64 * step;
-            let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
-            (v, format_tick(v, decimals))
-        })
-        .collect()
-}
-
-fn format_tick(v: f64, decimals: usize) -> String {
-    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-4) {
-        format!("{v:.1e}")
-    } else {
-        format!("{v:.decimals$}")
-    }
-}
-
-/// Ticks of a log10 axis spanning `[lo, hi]` (in log10 units): `(position, label, major)`.
-/// Every decade is major; 2× and 5× minors are labelled when the axis spans few decades.
-fn log_ticks(lo: f64, hi: f64) -> Vec<(f64, String, bool)> {
-    let decades = hi - lo;
-    if decades < 0.6 {
-        // Less than a decade: linear ticks in value space, placed on the log axis.
-        let (a, b) = (10f64.powf(lo), 10f64.powf(hi));
-        return linear_ticks(a, b, 5)
-            .into_iter()
-            .filter(|(v, _)| *v > 0.0)
-            .map(|(v, l)| (v.log10(), l, true))
-            .collect();
-    }
-    let stride = (decades / 8.0).ceil().max(1.0) as i64;
-    let mut ticks = Vec::new();
-    for e in (lo.floor() as i64)..=(hi.ceil() as i64) {
-        for (m, major) in [(1.0, true), (2.0, false), (5.0, false)] {
-            let v = m * 10f64.powi(e as i32);
-            let pos = v.log10();
-            if pos < lo || pos > hi {
-                continue;
-            }
-            if major && e.rem_euclid(stride) != 0 {
-                continue;
-            }
-            if !major && decades > 3.0 {
-                continue;
-            }
-            let label = if major || decades <= 2.0 {
-                format_log(v)
-            } else {
-                String::new()
-            };
-            ticks.push((pos, label, major));
-        }
-    }
-    ticks
-}
-
-fn format_log(v: f64) -> String {
-    if (1e-3..1e5).contains(&v) {
-        let decimals = if v >= 1.0 {
-            0
-        } else {
-            (-v.log10().floor()) as usize
-        };
-        format!("{v:.decimals$}")
-    } else {
-        format!("{v:.0e}")
-    }
 }
