@@ -14,11 +14,11 @@ secs=${1:-600}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(lstm gru rnn linear io checkpoint optim_state)
+    targets=(lstm gru rnn linear io checkpoint optim_state resume)
 fi
 rm -rf fuzz/seeds
 mkdir -p fuzz/logs
-if ! RECURRENT_FUZZ_SEEDS="$PWD/fuzz/seeds" cargo test -q --test mutation mutated_files \
+if ! RECURRENT_FUZZ_SEEDS="$PWD/fuzz/seeds" cargo test -q --test it mutation::mutated_files \
     >fuzz/logs/seeds.log 2>&1; then
     tail -40 fuzz/logs/seeds.log
     exit 1

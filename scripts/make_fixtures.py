@@ -39,12 +39,19 @@ Adding configurations
 * Losses: see section F (cross-entropy on (N, C) and on a padded sequence
   batch, masked MSE).
 * Embedding and softmax/log_softmax/argmax: see section G.
+* Layer-normalised LSTM (issue 21): section I holds the reference module
+  ``LayerNormLSTM`` (F.layer_norm, a Python time loop, masks for lengths) and
+  the ``lnlstm_*`` fixtures; extend ``lnlstm_cases()``.  Checked by
+  ``scripts/check_layernorm_lstm.py``.
+
+``--only PREFIX`` writes only the files whose stem starts with PREFIX, e.g.
+``--only lnlstm_`` (on another machine a full run also changes other files in
+their last bits; see scripts/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import dataclasses
 import json
 import struct
@@ -252,7 +259,7 @@ PROJ_NUM_LAYERS = (1, 2)
 def proj_layer_cases() -> List[LayerCase]:
     """``lstmp_{uni|bi}_{L}l_{full|packed}`` and ``lstmp_bi_2l_packed_nobias``.
 
-    The stem starts with ``lstmp_``, not ``lstm_``: tests/stack.rs picks its
+    The stem starts with ``lstmp_``, not ``lstm_``: tests/it/stack.rs picks its
     fixtures by the ``lstm_`` prefix and counts them.
     """
     T, B = PROJ_SIZES["T"], PROJ_SIZES["B"]
@@ -1001,6 +1008,299 @@ def make_softmax_fixture(out_dir: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- #
+# I) layer-normalised LSTM (issue 21): a reference module and its fixtures
+# --------------------------------------------------------------------------- #
+# PyTorch has no layer-normalised LSTM, so the reference is written out here with
+# F.layer_norm and plain tensor ops; autograd gives every gradient.  Checked by
+# scripts/check_layernorm_lstm.py (an independent float64 numpy implementation,
+# torch.autograd.gradcheck, and the layer/direction/length machinery against
+# nn.LSTM with the cell swapped for a plain LSTM cell).
+LN_EPS = 1e-5
+
+
+def lnlstm_param_names(num_layers: int, bidirectional: bool, bias: bool) -> List[str]:
+    """Registration (= ``state_dict``) order: layer by layer, forward before ``_reverse``;
+    per direction ``weight_ih, weight_hh, ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias,
+    ln_c_weight, ln_c_bias`` (the three ``*_bias`` only with ``bias=True``)."""
+    names: List[str] = []
+    for layer in range(num_layers):
+        for sfx in ("", "_reverse")[: 2 if bidirectional else 1]:
+            s = f"_l{layer}{sfx}"
+            names += [f"weight_ih{s}", f"weight_hh{s}"]
+            for norm in ("ln_ih", "ln_hh", "ln_c"):
+                names.append(f"{norm}_weight{s}")
+                if bias:
+                    names.append(f"{norm}_bias{s}")
+    return names
+
+
+def lnlstm_cell(
+    x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, p: Dict[str, torch.Tensor], sfx: str
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One step of the layer-normalised LSTM cell for a batch of rows; ``sfx`` is ``_l{k}`` or
+    ``_l{k}_reverse``.  Gate order i, f, g, o (PyTorch's).  No ``bias_ih``/``bias_hh``: the
+    norms' biases are the gate biases, added after normalisation."""
+    H = h.shape[1]
+    ln = torch.nn.functional.layer_norm
+    z = ln(x @ p[f"weight_ih{sfx}"].T, (4 * H,), p[f"ln_ih_weight{sfx}"],
+           p.get(f"ln_ih_bias{sfx}"), LN_EPS)
+    z = z + ln(h @ p[f"weight_hh{sfx}"].T, (4 * H,), p[f"ln_hh_weight{sfx}"],
+               p.get(f"ln_hh_bias{sfx}"), LN_EPS)
+    i = torch.sigmoid(z[:, 0:H])
+    f = torch.sigmoid(z[:, H : 2 * H])
+    g = torch.tanh(z[:, 2 * H : 3 * H])
+    o = torch.sigmoid(z[:, 3 * H : 4 * H])
+    c_new = f * c + i * g
+    h_new = o * torch.tanh(ln(c_new, (H,), p[f"ln_c_weight{sfx}"], p.get(f"ln_c_bias{sfx}"), LN_EPS))
+    return h_new, c_new
+
+
+def lnlstm_forward(
+    params: Dict[str, torch.Tensor],
+    x: torch.Tensor,
+    h0: Optional[torch.Tensor],
+    c0: Optional[torch.Tensor],
+    lengths: Optional[torch.Tensor],
+    num_layers: int,
+    bidirectional: bool,
+    cell: Callable = lnlstm_cell,
+) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """``nn.LSTM``'s stacking, directions and packed-sequence semantics around ``cell``.
+
+    ``x`` is time-major ``(T, B, I)``; ``h0``/``c0`` ``(L*D, B, H)`` (zeros if None), index
+    ``layer*D + direction``.  ``lengths`` (B,) gives each sequence's length (None = all T):
+    sequence b steps only while ``t < lengths[b]`` (a mask, no packing); its state is frozen
+    after its last real step, so the forward final state is that of ``t = len-1``, the reverse
+    direction starts from h0/c0 at ``t = len-1``, and padded outputs are exactly zero (their
+    gradients are exactly zero too: ``torch.where`` passes no gradient to the unused branch).
+    Returns ``output (T, B, D*H)`` and ``(h_n, c_n)``, as ``nn.LSTM`` after
+    ``pad_packed_sequence(..., total_length=T)``."""
+    T, B, _ = x.shape
+    D = 2 if bidirectional else 1
+    H = params["weight_hh_l0"].shape[1]
+    if h0 is None:
+        h0 = x.new_zeros(num_layers * D, B, H)
+    if c0 is None:
+        c0 = x.new_zeros(num_layers * D, B, H)
+    if lengths is None:
+        lengths = torch.full((B,), T, dtype=torch.int64)
+    lengths = torch.as_tensor(lengths, dtype=torch.int64)
+    real = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(2)  # (T, B, 1)
+    layer_in = x
+    h_n: List[torch.Tensor] = []
+    c_n: List[torch.Tensor] = []
+    for layer in range(num_layers):
+        outs = []
+        for d in range(D):
+            sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+            h, c = h0[layer * D + d], c0[layer * D + d]
+            out: List[Optional[torch.Tensor]] = [None] * T
+            for t in range(T) if d == 0 else reversed(range(T)):
+                h_new, c_new = cell(layer_in[t], h, c, params, sfx)
+                m = real[t]
+                h = torch.where(m, h_new, h)
+                c = torch.where(m, c_new, c)
+                out[t] = torch.where(m, h_new, torch.zeros_like(h_new))
+            outs.append(torch.stack(out))
+            h_n.append(h)
+            c_n.append(c)
+        layer_in = torch.cat(outs, dim=2)  # the next layer's input: [fwd, rev], D*H wide
+    return layer_in, (torch.stack(h_n), torch.stack(c_n))
+
+
+class LayerNormLSTM(nn.Module):
+    """Layer-normalised LSTM (Ba, Kiros & Hinton 2016; TensorFlow Addons' LayerNormLSTMCell),
+    with ``nn.LSTM``'s layers, directions, state layout and packed semantics (no dropout).
+    Per layer ``k`` and direction (``_l{k}`` / ``_l{k}_reverse``)::
+
+        z  = LN(x W_ihᵀ; γ_ih, β_ih) + LN(h W_hhᵀ; γ_hh, β_hh)      (over all 4H)
+        i, f, g, o = σ(z[0:H]), σ(z[H:2H]), tanh(z[2H:3H]), σ(z[3H:4H])
+        c' = f ∘ c + i ∘ g
+        h' = o ∘ tanh(LN(c'; γ_c, β_c))                            (over H)
+
+    ``LN(v; γ, β) = (v − mean v) / sqrt(var v + 1e-5) ∘ γ + β`` (biased variance), i.e.
+    ``F.layer_norm``.  Parameters: ``weight_ih`` (4H, in), ``weight_hh`` (4H, H),
+    ``ln_ih_weight``/``ln_ih_bias``/``ln_hh_weight``/``ln_hh_bias`` (4H),
+    ``ln_c_weight``/``ln_c_bias`` (H); ``bias=False`` drops the three ``*_bias``.
+    Initialisation: weights U(−1/√H, 1/√H) as ``nn.LSTM``, gains 1, biases 0."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        bias: bool = True,
+        dtype: Optional[torch.dtype] = None,
+    ) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.num_layers, self.bidirectional, self.bias = num_layers, bidirectional, bias
+        D = 2 if bidirectional else 1
+        H = hidden_size
+        for name in lnlstm_param_names(num_layers, bidirectional, bias):
+            layer = int(name.split("_l")[-1].split("_")[0])
+            if name.startswith("weight_ih"):
+                shape: Tuple[int, ...] = (4 * H, input_size if layer == 0 else D * H)
+            elif name.startswith("weight_hh"):
+                shape = (4 * H, H)
+            elif name.startswith("ln_c_"):
+                shape = (H,)
+            else:
+                shape = (4 * H,)
+            self.register_parameter(name, nn.Parameter(torch.empty(shape, dtype=dtype)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        stdv = 1.0 / self.hidden_size**0.5
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith("weight_"):
+                    p.uniform_(-stdv, stdv)
+                elif "_weight_" in name:
+                    p.fill_(1.0)
+                else:
+                    p.zero_()
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        hx: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+        lengths: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        h0, c0 = hx if hx is not None else (None, None)
+        return lnlstm_forward(
+            dict(self.named_parameters()), x, h0, c0, lengths, self.num_layers, self.bidirectional
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class LnLstmCase:
+    name: str  # file stem without the dtype suffix
+    num_layers: int
+    bidirectional: bool
+    packed: bool
+    bias: bool = True
+    # h0 = c0 = 0 (stored as zero tensors): the first step's LN(h W_hhᵀ) normalises a zero
+    # vector, whose variance is 0, so only eps keeps 1/sqrt(var + eps) finite.
+    zero_init: bool = False
+
+
+LNLSTM_SIZES = dict(T=5, B=3, I=3, H=4)  # I, H, D*H (4 or 8) and 4H = 16 all differ
+LNLSTM_NUM_LAYERS = (1, 2)
+LNLSTM_GAIN_STD = 0.3  # gains 1 + 0.3·randn, biases 0.3·randn
+
+
+def lnlstm_cases() -> List[LnLstmCase]:
+    """``lnlstm_{uni|bi}_{L}l_{full|packed}``, ``lnlstm_bi_2l_packed_nobias`` and
+    ``lnlstm_bi_2l_packed_zeroinit`` (dtype suffix added later).  The stems start with
+    ``lnlstm_``, not ``lstm_``: tests/it/stack.rs collects its fixtures by the ``lstm_`` prefix."""
+    cases = [
+        LnLstmCase(f"lnlstm_{'bi' if bi else 'uni'}_{L}l_{'packed' if packed else 'full'}", L, bi, packed)
+        for bi in (False, True)
+        for L in LNLSTM_NUM_LAYERS
+        for packed in (False, True)
+    ]
+    cases.append(LnLstmCase("lnlstm_bi_2l_packed_nobias", 2, True, True, bias=False))
+    cases.append(LnLstmCase("lnlstm_bi_2l_packed_zeroinit", 2, True, True, zero_init=True))
+    return cases
+
+
+LNLSTM_CASES: List[LnLstmCase] = lnlstm_cases()
+
+
+def build_lnlstm(case: LnLstmCase, dtype: torch.dtype) -> LayerNormLSTM:
+    """The module with default weights (U(−1/√H, 1/√H), drawn in registration order), then
+    random gains ``1 + 0.3·randn`` and biases ``0.3·randn``, drawn in registration order, so
+    that a mistaken gain or bias cannot hide behind 1 or 0."""
+    s = LNLSTM_SIZES
+    module = LayerNormLSTM(s["I"], s["H"], case.num_layers, case.bidirectional, case.bias, dtype=dtype)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.startswith("ln_"):
+                r = torch.randn(p.shape, dtype=dtype) * LNLSTM_GAIN_STD
+                p.copy_(1.0 + r if "_weight_" in name else r)
+    return module
+
+
+def make_lnlstm_fixture(case: LnLstmCase, dtype_name: str, out_dir: Path) -> Path:
+    dtype = DTYPES[dtype_name]
+    name = f"{case.name}_{dtype_name}"
+    seed = seed_for(name)
+    torch.manual_seed(seed)
+    T, B, I, H = (LNLSTM_SIZES[k] for k in ("T", "B", "I", "H"))
+    L = case.num_layers
+    D = 2 if case.bidirectional else 1
+
+    module = build_lnlstm(case, dtype)
+    params = list(module.named_parameters())
+    assert [n for n, _ in params] == list(module.state_dict().keys()), name
+    assert [n for n, _ in params] == lnlstm_param_names(L, case.bidirectional, case.bias), name
+
+    def randn(*shape, scale=1.0):
+        return (torch.randn(*shape, dtype=dtype) * scale).detach()
+
+    x = randn(T, B, I).requires_grad_(True)
+    if case.zero_init:
+        h0 = torch.zeros(L * D, B, H, dtype=dtype).requires_grad_(True)
+        c0 = torch.zeros(L * D, B, H, dtype=dtype).requires_grad_(True)
+    else:
+        h0 = randn(L * D, B, H, scale=0.5).requires_grad_(True)
+        c0 = randn(L * D, B, H, scale=0.5).requires_grad_(True)
+    d_output = randn(T, B, D * H)  # random on padded positions too
+    d_h_n = randn(L * D, B, H)
+    d_c_n = randn(L * D, B, H)
+    lengths = torch.tensor(PACKED_LENGTHS if case.packed else (T,) * B, dtype=torch.int64)
+
+    output, (h_n, c_n) = module(x, (h0, c0), lengths if case.packed else None)
+    assert tuple(output.shape) == (T, B, D * H), name
+    assert tuple(h_n.shape) == tuple(c_n.shape) == (L * D, B, H), name
+    loss = (output * d_output).sum() + (h_n * d_h_n).sum() + (c_n * d_c_n).sum()
+    loss.backward()
+
+    tensors: Dict[str, torch.Tensor] = {}
+    for pname, p in params:
+        tensors[pname] = p
+    tensors.update(
+        input=x, lengths=lengths, h0=h0, c0=c0, d_output=d_output, d_h_n=d_h_n, d_c_n=d_c_n,
+        output=output, h_n=h_n, c_n=c_n,
+    )
+    for pname, p in params:
+        tensors[f"grad.{pname}"] = p.grad
+    tensors["grad.input"] = x.grad
+    tensors["grad.h0"] = h0.grad
+    tensors["grad.c0"] = c0.grad
+    for k, v in tensors.items():
+        want = torch.int64 if k == "lengths" else dtype
+        assert v is not None and v.dtype == want, (name, k)
+        if k.startswith("grad."):
+            assert v.abs().max() > 0, (name, k)  # no gradient is identically zero
+    for b, n in enumerate(lengths.tolist()):
+        # Padded time steps: zero output, zero input gradient.
+        assert not output[n:, b].any() and not x.grad[n:, b].any(), (name, b)
+
+    metadata = {
+        "kind": "lnlstm",
+        "bias": fmt_bool(case.bias),
+        "torch_version": torch.__version__,
+        "T": str(T),
+        "B": str(B),
+        "I": str(I),
+        "H": str(H),
+        "dtype": dtype_name,
+        "num_layers": str(L),
+        "bidirectional": fmt_bool(case.bidirectional),
+        "batch_first": "false",
+        "packed": fmt_bool(case.packed),
+        "seed": str(seed),
+        "param_names": ",".join(pname for pname, _ in params),
+        "ln_eps": fmt_float(LN_EPS),
+        "zero_init": fmt_bool(case.zero_init),
+    }
+    return write_fixture(out_dir, name, tensors, metadata)
+
+
+# --------------------------------------------------------------------------- #
 # main
 # --------------------------------------------------------------------------- #
 def main(argv: Optional[List[str]] = None) -> int:
@@ -1011,40 +1311,58 @@ def main(argv: Optional[List[str]] = None) -> int:
         default=DEFAULT_OUT_DIR,
         help=f"output directory (default: {DEFAULT_OUT_DIR})",
     )
+    ap.add_argument(
+        "--only",
+        metavar="PREFIX",
+        default="",
+        help="write only the files whose stem starts with PREFIX (e.g. lnlstm_)",
+    )
     args = ap.parse_args(argv)
 
     torch.use_deterministic_algorithms(True)
     out_dir: Path = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    jobs: List[Callable[[], Path]] = []
+    # (file stems, job): the stems let --only skip a job without running it.
+    jobs: List[Tuple[List[str], Callable[[], List[Path]]]] = []
+
+    def add(stem: str, job: Callable[[], Path]) -> None:
+        jobs.append(([stem], lambda: [job()]))
+
     for case in LAYER_CASES + STACKED_LAYER_CASES + PROJ_LAYER_CASES:
         for dtype_name in DTYPES:
-            jobs.append(lambda c=case, d=dtype_name: make_layer_fixture(c, d, out_dir))
+            add(f"{case.name}_{dtype_name}",
+                lambda c=case, d=dtype_name: make_layer_fixture(c, d, out_dir))
     for ocase in OPTIM_CASES:
-        jobs.append(lambda c=ocase: make_optim_fixture(c, out_dir))
-    jobs.append(lambda: make_clip_fixture(out_dir))
+        add(ocase.name, lambda c=ocase: make_optim_fixture(c, out_dir))
+    add("clip_grad_norm", lambda: make_clip_fixture(out_dir))
     for scase in SCHEDULE_CASES:
-        jobs.append(lambda c=scase: make_schedule_fixture(c, out_dir))
-    jobs.append(lambda: make_clip_value_fixture(out_dir))
-    jobs.append(lambda: make_cross_entropy_fixture(out_dir))
-    jobs.append(lambda: make_cross_entropy_seq_fixture(out_dir))
-    jobs.append(lambda: make_mse_masked_fixture(out_dir))
-    jobs.append(lambda: make_embedding_fixture(out_dir))
-    jobs.append(lambda: make_softmax_fixture(out_dir))
-    multi_jobs: List[Callable[[], List[Path]]] = [lambda: make_derive_model_fixture(out_dir)]
+        add(scase.name, lambda c=scase: make_schedule_fixture(c, out_dir))
+    add("optim_clip_grad_value", lambda: make_clip_value_fixture(out_dir))
+    add("loss_cross_entropy", lambda: make_cross_entropy_fixture(out_dir))
+    add("loss_cross_entropy_seq", lambda: make_cross_entropy_seq_fixture(out_dir))
+    add("loss_mse_masked", lambda: make_mse_masked_fixture(out_dir))
+    add("embedding_f64", lambda: make_embedding_fixture(out_dir))
+    add("softmax_f64", lambda: make_softmax_fixture(out_dir))
+    jobs.append((["derive_model", "derive_model_io"], lambda: make_derive_model_fixture(out_dir)))
+    for lcase in LNLSTM_CASES:
+        for dtype_name in DTYPES:
+            add(f"{lcase.name}_{dtype_name}",
+                lambda c=lcase, d=dtype_name: make_lnlstm_fixture(c, d, out_dir))
 
     print(f"torch {torch.__version__}; writing to {out_dir}")
     total = 0
     names = set()
-    paths = (job() for job in jobs)
-    paths = itertools.chain(paths, (p for job in multi_jobs for p in job()))
-    for path in paths:
-        assert path.name not in names, path.name
-        names.add(path.name)
-        size = path.stat().st_size
-        total += size
-        print(f"  {path.name:40s} {size:7d} bytes")
+    selected = [(stems, job) for stems, job in jobs if any(s.startswith(args.only) for s in stems)]
+    for stems, job in selected:
+        paths = job()
+        assert [p.stem for p in paths] == stems, (stems, paths)
+        for path in paths:
+            assert path.name not in names, path.name
+            names.add(path.name)
+            size = path.stat().st_size
+            total += size
+            print(f"  {path.name:40s} {size:7d} bytes")
     print(f"{len(names)} files, {total} bytes")
     return 0
 

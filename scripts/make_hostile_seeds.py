@@ -16,7 +16,7 @@ which target each seeds (the mutation test and ``fuzz/seed.sh`` read them):
   ``encoder.``.
 
 It also writes the hand-made regression files of issue 13 to ``tests/hostile/regressions/<target>/``
-(each crashed or silently misloaded the crate once; ``tests/mutation.rs`` replays them and checks
+(each crashed or silently misloaded the crate once; ``tests/it/mutation.rs`` replays them and checks
 they are refused; the `ok-*` files are unharmed controls that must load): layer indices of 2^40, 2^62 and 2^64 - 1 in a key name, a ``weight_hh_l0``
 shaped ``(0, 2^62)``, a 3-layer file without its middle layer, integer and boolean weights, and
 checkpoints / optimizer states with ``num_params`` of 10^12 and 2^64 - 1, a negative ``exp_avg_sq``

@@ -47,14 +47,43 @@ pub(crate) fn probe(bytes: u128, what: &str) -> Result<()> {
     try_with_capacity::<u8>(n, what).map(drop)
 }
 
+/// `Ok` if `ndarray` can describe an array of shape `dims`: the product of its non-zero lengths
+/// must be at most `isize::MAX`, a limit that holds even for an array with no element (a
+/// `(0, 2^61, 4)` array cannot exist, though a `(0, 2^61)` view can). Otherwise an
+/// [`Error::Shape`] naming `what`, where `ndarray` would panic.
+pub(crate) fn check_shape(dims: &[usize], what: &str) -> Result<()> {
+    let fits = dims
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .is_some_and(|n| n <= isize::MAX as usize);
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::Shape {
+            what: what.to_string(),
+            expected: "a shape whose non-zero lengths multiply to at most isize::MAX (ndarray's \
+                       limit, which holds even for an array with no element)"
+                .to_string(),
+            got: dims.to_vec(),
+        })
+    }
+}
+
 /// An array of `shape` filled by calling `fill` in logical (row-major) order, or
-/// [`Error::OutOfMemory`] naming `what`.
+/// [`Error::OutOfMemory`] naming `what` ([`Error::Shape`] for a shape with no element that no
+/// array can have, see [`check_shape`]).
 pub(crate) fn try_array<F, D: Dimension>(
     shape: D,
     what: &str,
     mut fill: impl FnMut() -> F,
 ) -> Result<Array<F, D>> {
     let dims = shape.slice().to_vec();
+    if dims.contains(&0) {
+        // No element, so no byte to count below: the shape itself may be impossible. (With
+        // elements, an impossible shape has more bytes than `isize::MAX`: `OutOfMemory` below.)
+        check_shape(&dims, what)?;
+    }
     let bytes = bytes_of::<F>(&dims);
     let n = dims
         .iter()
@@ -95,5 +124,9 @@ mod tests {
         })
         .unwrap();
         assert_eq!(a, ndarray::arr2(&[[1, 2, 3], [4, 5, 6]]));
+        // No element, but no array can have this shape: an error, not ndarray's panic.
+        let e = try_array::<f32, _>(ndarray::Ix3(0, 1 << 61, 4), "e", || 0.0).unwrap_err();
+        assert!(matches!(e, Error::Shape { .. }), "{e:?}");
+        assert!(try_array::<f32, _>(ndarray::Ix3(0, 1 << 61, 2), "ok", || 0.0).is_ok());
     }
 }

@@ -13,7 +13,9 @@ use crate::float::Float;
 /// # Errors
 ///
 /// [`Error::InvalidConfig`] for an empty list or an empty sequence; [`Error::Shape`] if the
-/// sequences differ in their number of features.
+/// sequences differ in their number of features, or the batch `(max T_b, B, F)` is a shape no
+/// array can have (sequences with no feature but lengths near `2^62`);
+/// [`Error::OutOfMemory`] if the batch cannot be allocated.
 ///
 /// # Examples
 ///
@@ -34,7 +36,12 @@ use crate::float::Float;
 pub fn pad_sequences<F: Float>(sequences: &[ArrayView2<'_, F>]) -> Result<(Array3<F>, Vec<usize>)> {
     let (lengths, features) = check_sequences(sequences)?;
     let steps = lengths.iter().copied().max().unwrap_or(0);
-    let mut batch = Array3::zeros((steps, sequences.len(), features));
+    let what = "the padded batch of pad_sequences";
+    let mut batch = crate::alloc::try_array(
+        ndarray::Ix3(steps, sequences.len(), features),
+        what,
+        F::zero,
+    )?;
     for (b, seq) in sequences.iter().enumerate() {
         batch.slice_mut(s![..seq.nrows(), b, ..]).assign(seq);
     }
@@ -176,7 +183,8 @@ impl<'a, F: Float> Minibatches<'a, F> {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] if there are no sequences, one has no steps, or `batch_size` is 0;
-    /// [`Error::Shape`] if the sequences differ in their number of features.
+    /// [`Error::Shape`] if the sequences differ in their number of features, or the largest
+    /// batch `(max T_b, batch_size, F)` is a shape no array can have.
     pub fn new<R: rand::Rng + ?Sized>(
         sequences: &'a [Array2<F>],
         batch_size: usize,
@@ -188,7 +196,13 @@ impl<'a, F: Float> Minibatches<'a, F> {
         }
         // The checks of `pad_sequences`, once for the whole dataset.
         let views: Vec<ArrayView2<'_, F>> = sequences.iter().map(|s| s.view()).collect();
-        check_sequences(&views)?;
+        let (lengths, features) = check_sequences(&views)?;
+        // The largest batch any epoch can make must be a shape an array can have.
+        let steps = lengths.iter().copied().max().unwrap_or(0);
+        crate::alloc::check_shape(
+            &[steps, batch_size.min(sequences.len()), features],
+            "the largest padded minibatch",
+        )?;
         let mut order: Vec<usize> = (0..sequences.len()).collect();
         rand::seq::SliceRandom::shuffle(order.as_mut_slice(), rng);
         Ok(Self {

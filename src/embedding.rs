@@ -199,7 +199,8 @@ impl<F: Float> Embedding<F> {
     ///
     /// [`Error::InvalidConfig`] if an id is `>= num_embeddings` (the message names its position,
     /// e.g. `[t, b]`, the id and `num_embeddings`); [`Error::OutOfMemory`] if the output cannot be
-    /// allocated.
+    /// allocated; [`Error::Shape`] if `(..., embedding_dim)` is a shape no array can have (ids
+    /// with no element but axes so long that their lengths multiply past `isize::MAX`).
     ///
     /// # Examples
     ///

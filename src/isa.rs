@@ -189,6 +189,112 @@ fn from_env() -> Isa {
     }
 }
 
+/// A piece of work that [`dispatch`] runs under the target features of the chosen level
+/// (`pulp`'s `WithSimd`): the hot loops are written once, as a `Job`, and compiled once per
+/// level, each copy with that level's vector instructions.
+///
+/// `run` must be `#[inline(always)]` (with what it calls in its loops), so that its body is
+/// compiled inside the level's `#[target_feature]` function rather than called from it.
+pub(crate) trait Job {
+    /// What the job returns.
+    type Output;
+
+    /// The work, on a CPU that has `level`'s instructions (`level` proves it).
+    fn run<L: Level>(self, level: L) -> Self::Output;
+}
+
+/// A proof that this CPU runs an instruction-set level: a value of a level type exists only
+/// after feature detection found the level's features ([`Portable`] always exists).
+pub(crate) trait Level: Copy + Send + Sync + 'static {}
+
+/// The portable level: no CPU-specific instructions of the crate's own.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Portable;
+
+impl Level for Portable {}
+
+/// Writes a level's proof type: `detect` (the one way to make a value), [`Level`], and
+/// `vectorize`, which runs a [`Job`] in a function compiled with the level's target features.
+macro_rules! level {
+    ($(#[$doc:meta])* $name:ident, $features:literal, [$($feature:tt),+]) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[derive(Clone, Copy, Debug)]
+        pub(crate) struct $name(());
+
+        #[cfg(target_arch = "x86_64")]
+        impl $name {
+            /// `Some` if this CPU has the level's features.
+            #[inline]
+            pub(crate) fn detect() -> Option<Self> {
+                ($(std::is_x86_feature_detected!($feature))&&+).then_some($name(()))
+            }
+
+            /// Runs `job` compiled with the level's target features.
+            #[inline]
+            pub(crate) fn vectorize<J: Job>(self, job: J) -> J::Output {
+                #[target_feature(enable = $features)]
+                fn with_features<J: Job>(level: $name, job: J) -> J::Output {
+                    job.run(level)
+                }
+                // SAFETY: `with_features` needs a CPU with the level's features, and `self`
+                // exists only if `detect` found every one of them on this CPU.
+                unsafe { with_features(self, job) }
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        impl Level for $name {}
+    };
+}
+
+level!(
+    /// Proof that the CPU has AVX2 and FMA.
+    Avx2, "avx2,fma", ["avx2", "fma"]
+);
+level!(
+    /// Proof that the CPU has AVX-512F, AVX2 and FMA.
+    Avx512, "avx512f,avx2,fma", ["avx512f", "avx2", "fma"]
+);
+
+/// The path [`current`] chose, with the proof of its level.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Detected {
+    /// No CPU-specific code.
+    Portable,
+    /// AVX2 with FMA.
+    #[cfg(target_arch = "x86_64")]
+    Avx2(Avx2),
+    /// AVX-512F (with AVX2 and FMA).
+    #[cfg(target_arch = "x86_64")]
+    Avx512(Avx512),
+}
+
+/// The path in use ([`current`]) with its proof.
+#[inline]
+pub(crate) fn detected() -> Detected {
+    match current() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Avx512::detect().map_or(Detected::Portable, Detected::Avx512),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Avx2::detect().map_or(Detected::Portable, Detected::Avx2),
+        _ => Detected::Portable,
+    }
+}
+
+/// Runs `job` on the path in use, compiled for its level: the crate's one CPU-feature dispatch
+/// (the sequence engine, the single step and the stream run through it).
+#[inline]
+pub(crate) fn dispatch<J: Job>(job: J) -> J::Output {
+    match detected() {
+        #[cfg(target_arch = "x86_64")]
+        Detected::Avx512(level) => level.vectorize(job),
+        #[cfg(target_arch = "x86_64")]
+        Detected::Avx2(level) => level.vectorize(job),
+        Detected::Portable => job.run(Portable),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +310,35 @@ mod tests {
         assert_eq!(Isa::from_code(0), None);
         assert!(Isa::Portable.is_supported());
         assert!(Isa::best().is_supported());
+    }
+
+    /// The job runs at the level of the path in use, on every path this CPU has.
+    #[test]
+    fn dispatch_runs_the_job_at_the_chosen_level() {
+        /// Returns the name of the level type it runs at.
+        struct Which;
+        impl Job for Which {
+            type Output = &'static str;
+            #[inline(always)]
+            fn run<L: Level>(self, _level: L) -> &'static str {
+                std::any::type_name::<L>().rsplit("::").next().unwrap_or("")
+            }
+        }
+        let expected = match current() {
+            Isa::Portable => "Portable",
+            Isa::Avx2 => "Avx2",
+            Isa::Avx512 => "Avx512",
+        };
+        assert_eq!(dispatch(Which), expected);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(level) = Avx2::detect() {
+                assert_eq!(level.vectorize(Which), "Avx2");
+            }
+            if let Some(level) = Avx512::detect() {
+                assert_eq!(level.vectorize(Which), "Avx512");
+            }
+        }
+        assert_eq!(Which.run(Portable), "Portable");
     }
 }

@@ -116,13 +116,16 @@ mod pool;
 pub mod runtime;
 mod threads;
 
-pub use cell::{Cell, GruCell, LstmCell, LstmState, Nonlinearity, RnnCell, State};
+pub use cell::{
+    Cell, GruCell, LayerNormLstmCell, LstmCell, LstmState, Nonlinearity, RnnCell, State,
+};
 pub use config::StackConfig;
 pub use embedding::Embedding;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use layer::{
-    Bidirectional, Gru, Linear, Lstm, MergeMode, Recurrent, RecurrentStack, Rnn, Stream,
+    Bidirectional, Gru, LayerNormLstm, Linear, Lstm, MergeMode, Recurrent, RecurrentStack, Rnn,
+    Stream,
 };
 pub use params::Params;
 /// `#[derive(Params)]`: see [`Params`](trait@Params) (feature `derive`, on by default).

@@ -195,6 +195,12 @@ impl<F: Float> Linear<F> {
                 ))
             }
         }
+        // The output `(..., out)` must be a shape an array can have, even with no element.
+        let mut out_dims = shape.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = self.out_features();
+        }
+        crate::alloc::check_shape(&out_dims, "the output of a Linear")?;
         let rows = x.len() / want;
         Ok(x.as_standard_layout()
             .into_shape_with_order((rows, want))
@@ -217,7 +223,9 @@ impl<F: Float> Linear<F> {
     ///
     /// # Errors
     ///
-    /// [`Error::Shape`] if the last axis of `x` is not `in_features`.
+    /// [`Error::Shape`] if the last axis of `x` is not `in_features`, or the output
+    /// `(..., out_features)` is a shape no array can have (an input with no element but axes so
+    /// long that their lengths multiply past `isize::MAX`).
     pub fn forward<D: Dimension>(
         &self,
         x: ArrayView<'_, F, D>,

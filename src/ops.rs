@@ -42,6 +42,10 @@ fn map_lanes<F: Float, D: Dimension>(
     f: impl Fn(ArrayViewMut1<'_, F>),
 ) -> Array<F, D> {
     let mut out = x.to_owned();
+    if out.is_empty() && out.ndim() > 0 {
+        // No lane holds a value; there may be 2^62 empty ones to visit.
+        return out;
+    }
     match out.ndim() {
         0 => {
             let mut one = [out.iter().copied().next().unwrap_or_else(F::zero)];
@@ -131,6 +135,15 @@ pub fn argmax<F: Float, D: Dimension>(x: ArrayView<'_, F, D>) -> Result<Array<us
             "(..., C) with C ≥ 1: argmax over an empty last axis",
             x.shape(),
         ));
+    }
+    if x.is_empty() {
+        // The last axis is not empty, so another one is: the output has no element either (and
+        // its shape is valid, as `x`'s non-zero lengths include all of its own).
+        let mut dim = D::Smaller::zeros(n - 1);
+        for (i, &len) in x.shape()[..n - 1].iter().enumerate() {
+            dim[i] = len;
+        }
+        return Ok(Array::zeros(dim));
     }
     Ok(Zip::from(x.lanes(Axis(n - 1))).map_collect(|lane| first_max(lane.iter().copied())))
 }

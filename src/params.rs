@@ -222,7 +222,8 @@ pub(crate) fn check_fingerprint<F: Float, P: Params<F>>(params: &P, recorded: u6
 ///
 /// # Errors
 ///
-/// [`Error::Mismatch`] naming the type and the first position where the lists differ.
+/// [`Error::Mismatch`] naming the type and the first position where the lists differ, or the
+/// first name listed twice.
 pub(crate) fn check_order<F: Float, P: Params<F>>(params: &mut P) -> Result<()> {
     let named: Vec<(String, usize, Vec<usize>)> = params
         .named_arrays()
@@ -240,6 +241,13 @@ pub(crate) fn check_order<F: Float, P: Params<F>>(params: &mut P) -> Result<()> 
         .map(|a| (a.as_ptr() as usize, a.shape().to_vec()))
         .collect();
     let ty = std::any::type_name::<P>();
+    let mut seen = std::collections::HashSet::new();
+    if let Some((name, _, _)) = named.iter().find(|(n, _, _)| !seen.insert(n.as_str())) {
+        return Err(Error::Mismatch(format!(
+            "the Params implementation of {ty} lists the name `{name}` twice in `named_arrays`; \
+             names must be unique (a file holds one tensor per name)"
+        )));
+    }
     for (method, list) in [("arrays_mut", &muts), ("arrays", &plain)] {
         if list.len() != named.len() {
             return Err(Error::Mismatch(format!(

@@ -4,7 +4,8 @@
 //! ## Threads
 //!
 //! [`set_num_threads`] rules every thread the crate uses (default: all cores; `1` keeps
-//! everything on the calling thread), for `f32` and `f64` alike. The threads are a persistent
+//! everything on the calling thread), for `f32` and `f64` alike; [`with_num_threads`] sets a
+//! limit for one call on one thread only. The threads are a persistent
 //! `rayon` pool of exactly that size, separate from rayon's global pool, built at the first
 //! parallel call and rebuilt when the count changes. (Called from a worker of a `rayon` pool of
 //! your own, the crate runs its parallel work in that pool instead.) Work is split at three places:
@@ -42,4 +43,4 @@
 pub use crate::gemm::matmul;
 pub use crate::isa::{isa, set_isa, Isa};
 pub use crate::pool::{cached_memory, release_memory};
-pub use crate::threads::{num_threads, set_num_threads};
+pub use crate::threads::{num_threads, set_num_threads, with_num_threads};

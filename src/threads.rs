@@ -54,6 +54,34 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Runs `f` with the crate limited to `n` threads for the work that `f` starts on the calling
+/// thread (`0` = [`num_threads`]), without changing the process-wide count that other threads see.
+///
+/// Scoped and per thread, like `rayon::ThreadPool::install`: a server can run one request on one
+/// thread and a batch job on all of them at the same time, and tests running side by side in one
+/// process do not change each other's thread count. Results are bit-identical to those at
+/// [`set_num_threads`]`(n)` (work is split by the count, not by the threads that happen to be
+/// free). The threads come from the crate's pool of [`num_threads`] workers; with `n` above that,
+/// the work is split `n` ways and the pieces share the pool. The previous limit is restored when
+/// `f` returns or unwinds.
+///
+/// # Examples
+///
+/// ```
+/// use recurrent::runtime::{num_threads, with_num_threads};
+///
+/// let inside = with_num_threads(1, || {
+///     // A forward or backward pass called here runs on the calling thread only.
+///     42
+/// });
+/// assert_eq!(inside, 42);
+/// assert!(num_threads() >= 1); // the process-wide setting is untouched
+/// ```
+pub fn with_num_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
+    let n = if n == 0 { num_threads() } else { n };
+    with_budget(n, f)
+}
+
 thread_local! {
     /// The threads the work running on this thread may use (0: not set, [`num_threads`]).
     static BUDGET: Cell<usize> = const { Cell::new(0) };

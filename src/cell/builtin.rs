@@ -2,7 +2,9 @@
 //! kernel, its weights, its state), and from it, once for all, their [`Cell`], [`Params`] and
 //! [`CellInit`] implementations.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMutD};
+use ndarray::{
+    Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewD, ArrayViewMut1, ArrayViewMutD,
+};
 use rand::Rng;
 
 use super::engine::{self, EngineCell, EngineState, Schedule, SequenceTape, StepCache};
@@ -12,12 +14,29 @@ use crate::error::Result;
 use crate::float::Float;
 use crate::params::Params;
 
+/// PyTorch's arrays ([`CellWeights`]) first, then the cell's own parameters (a layer-normalised
+/// LSTM's gains and biases) in the cell's order.
 impl<F: Float, C: EngineCell<Elem = F>> Params<F> for C {
     fn named_arrays(&self) -> Vec<(String, ArrayViewD<'_, F>)> {
-        self.weights().named_arrays()
+        let mut v = self.weights().named_arrays();
+        let mut rest = self.own();
+        for (name, len) in self.own_layout() {
+            let (part, tail) = rest.split_at(len);
+            v.push((name.to_string(), ArrayView1::from(part).into_dyn()));
+            rest = tail;
+        }
+        v
     }
     fn arrays_mut(&mut self) -> Vec<ArrayViewMutD<'_, F>> {
-        self.weights_mut().arrays_mut()
+        let layout = self.own_layout();
+        let (weights, mut rest) = self.params_mut();
+        let mut v = weights.arrays_mut();
+        for (_, len) in layout {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            v.push(ArrayViewMut1::from(part).into_dyn());
+            rest = tail;
+        }
+        v
     }
 }
 
@@ -50,7 +69,7 @@ impl<F: Float, C: EngineCell<Elem = F>> Cell<F> for C {
         d_state: &C::State,
         grads: &mut Self,
     ) -> (Array2<F>, C::State) {
-        engine::backward_step(self, cache, d_state, grads.weights_mut())
+        engine::backward_step(self, cache, d_state, grads)
     }
 
     #[track_caller]
@@ -83,7 +102,7 @@ impl<F: Float, C: EngineCell<Elem = F>> Cell<F> for C {
         d_final: &C::State,
         grads: &mut Self,
     ) -> (Array3<F>, C::State) {
-        engine::backward(self, tape, d_output, d_final, grads.weights_mut(), true)
+        engine::backward(self, tape, d_output, d_final, grads, true)
     }
 
     #[track_caller]
@@ -94,7 +113,7 @@ impl<F: Float, C: EngineCell<Elem = F>> Cell<F> for C {
         d_final: &C::State,
         grads: &mut Self,
     ) -> C::State {
-        engine::backward(self, tape, d_output, d_final, grads.weights_mut(), false).1
+        engine::backward(self, tape, d_output, d_final, grads, false).1
     }
 }
 
@@ -135,6 +154,30 @@ pub trait CellInit<F: Float>: Cell<F> + Sized {
     /// The nonlinearity (tanh for LSTM and GRU, whose activations are fixed).
     fn cell_nonlinearity(&self) -> Nonlinearity {
         Nonlinearity::Tanh
+    }
+
+    /// `true` if the cell has biases (PyTorch's `bias`; a layer-normalised LSTM's are its
+    /// normalisations' biases).
+    fn cell_has_bias(&self) -> bool {
+        self.cell_weights().has_bias()
+    }
+
+    /// The parameter (without the `_l{k}` suffix) whose presence in a weight file says the cells
+    /// have biases: `bias_ih`, or for a cell whose biases are its own, one of those
+    /// (`ln_ih_bias` for [`LayerNormLstmCell`](super::LayerNormLstmCell)).
+    const BIAS_KEY: &'static str = "bias_ih";
+
+    /// A cell from weights read from a file, with biases if `bias`, for a cell whose biases are
+    /// not [`CellWeights`]' (otherwise as [`CellInit::cell_from_weights`]); its parameters beyond
+    /// `weights` start at their initial values and are read next, by name, through
+    /// [`Params::arrays_mut`].
+    ///
+    /// # Errors
+    ///
+    /// As [`CellInit::cell_from_weights`].
+    fn cell_from_file_weights(weights: CellWeights<F>, bias: bool) -> Result<Self> {
+        let _ = bias;
+        Self::cell_from_weights(weights, Nonlinearity::Tanh)
     }
 
     /// Buffers for [`CellInit::step_into`] over `batch` rows, with the recurrent weights laid
@@ -199,6 +242,18 @@ impl<F: Float, C: EngineCell<Elem = F>> CellInit<F> for C {
         self.nonlinearity()
     }
 
+    fn cell_has_bias(&self) -> bool {
+        EngineCell::has_bias(self)
+    }
+
+    const BIAS_KEY: &'static str = <C as EngineCell>::BIAS_KEY;
+
+    fn cell_from_file_weights(weights: CellWeights<F>, bias: bool) -> Result<Self> {
+        check_projection::<C>(weights.weight_hr.is_some())?;
+        let weights = weights.checked(<C as EngineCell>::GATES)?;
+        Ok(C::assemble_with_bias(weights, Nonlinearity::Tanh, bias))
+    }
+
     fn step_scratch(&self, batch: usize) -> Result<StepScratch<'_, F>> {
         StepScratch::new::<C>(self.weights(), batch)
     }
@@ -232,7 +287,7 @@ impl<F: Float, C: EngineCell<Elem = F>> CellInit<F> for C {
 /// `Ok` unless a projection is asked of a cell without one (only an LSTM has `proj_size`).
 fn check_projection<C: EngineCell>(projected: bool) -> Result<()> {
     if projected && !C::PROJECTION {
-        let name = format!("{}{}", &C::KIND[..1], C::KIND[1..].to_lowercase());
+        let name = engine::type_name(C::KIND);
         return Err(crate::Error::InvalidConfig(format!(
             "proj_size (weight_hr) applies to Lstm only; {name} has no output projection"
         )));

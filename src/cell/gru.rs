@@ -3,7 +3,7 @@
 use ndarray::Array2;
 use rand::Rng;
 
-use super::engine::EngineCell;
+use super::engine::{BackwardRow, EngineCell, ForwardRow};
 use super::weights::CellWeights;
 use super::{CellInit, Nonlinearity};
 use crate::error::Result;
@@ -65,8 +65,11 @@ impl<F: Float> EngineCell for GruCell<F> {
     type State = Array2<F>;
     const GATES: usize = 3;
     const KIND: &'static str = "GRU";
-    const HAS_AUX: bool = true;
     const SEPARATE_REC: bool = true;
+
+    fn aux_width(hidden: usize) -> usize {
+        hidden
+    }
 
     fn assemble(weights: CellWeights<F>, _: Nonlinearity) -> Self {
         Self { weights }
@@ -74,21 +77,20 @@ impl<F: Float> EngineCell for GruCell<F> {
     fn weights(&self) -> &CellWeights<F> {
         &self.weights
     }
-    fn weights_mut(&mut self) -> &mut CellWeights<F> {
-        &mut self.weights
+    fn params_mut(&mut self) -> (&mut CellWeights<F>, &mut [F]) {
+        (&mut self.weights, &mut [])
     }
 
     #[inline(always)]
-    fn forward_row(
-        &self,
-        g: &mut [F],
-        rec: &[F],
-        h_prev: &[F],
-        _c_prev: &[F],
-        h: &mut [F],
-        _c: &mut [F],
-        rec_n: &mut [F],
-    ) {
+    fn forward_row(&self, row: ForwardRow<'_, F>) {
+        let ForwardRow {
+            g,
+            rec,
+            h_prev,
+            h,
+            aux: rec_n,
+            ..
+        } = row;
         let n = h.len();
         let one = F::one();
         let (gr, rest) = g.split_at_mut(n);
@@ -117,18 +119,17 @@ impl<F: Float> EngineCell for GruCell<F> {
     }
 
     #[inline(always)]
-    fn backward_row(
-        &self,
-        g: &[F],
-        rec_n: &[F],
-        h_prev: &[F],
-        _c_prev: &[F],
-        dh: &[F],
-        _dc: &mut [F],
-        d_xp: &mut [F],
-        d_rec: &mut [F],
-        dh_direct: &mut [F],
-    ) {
+    fn backward_row(&self, row: BackwardRow<'_, F>) {
+        let BackwardRow {
+            g,
+            aux: rec_n,
+            h_prev,
+            dh,
+            d_xp,
+            d_rec,
+            dh_direct,
+            ..
+        } = row;
         let n = dh.len();
         let one = F::one();
         let (gr, rest) = g.split_at(n);

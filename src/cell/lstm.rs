@@ -3,7 +3,7 @@
 use ndarray::{Array, Array2, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Dimension, Ix2, Ix3};
 use rand::Rng;
 
-use super::engine::{EngineCell, EngineState};
+use super::engine::{BackwardRow, EngineCell, EngineState, ForwardRow};
 use super::weights::CellWeights;
 use super::{Cell, CellInit, Nonlinearity, State};
 use crate::error::Result;
@@ -152,9 +152,12 @@ impl<F: Float> EngineCell for LstmCell<F> {
     type State = LstmState<F>;
     const GATES: usize = 4;
     const KIND: &'static str = "LSTM";
-    const HAS_AUX: bool = true;
     const SEPARATE_REC: bool = false;
     const PROJECTION: bool = true;
+
+    fn aux_width(hidden: usize) -> usize {
+        hidden
+    }
 
     fn assemble(weights: CellWeights<F>, _: Nonlinearity) -> Self {
         Self { weights }
@@ -162,21 +165,20 @@ impl<F: Float> EngineCell for LstmCell<F> {
     fn weights(&self) -> &CellWeights<F> {
         &self.weights
     }
-    fn weights_mut(&mut self) -> &mut CellWeights<F> {
-        &mut self.weights
+    fn params_mut(&mut self) -> (&mut CellWeights<F>, &mut [F]) {
+        (&mut self.weights, &mut [])
     }
 
     #[inline(always)]
-    fn forward_row(
-        &self,
-        g: &mut [F],
-        _rec: &[F],
-        _h_prev: &[F],
-        c_prev: &[F],
-        h: &mut [F],
-        c: &mut [F],
-        tanh_c: &mut [F],
-    ) {
+    fn forward_row(&self, row: ForwardRow<'_, F>) {
+        let ForwardRow {
+            g,
+            c_prev,
+            h,
+            c,
+            aux: tanh_c,
+            ..
+        } = row;
         let n = c.len();
         let (gi, rest) = g.split_at_mut(n);
         let (gf, rest) = rest.split_at_mut(n);
@@ -208,18 +210,17 @@ impl<F: Float> EngineCell for LstmCell<F> {
     }
 
     #[inline(always)]
-    fn backward_row(
-        &self,
-        g: &[F],
-        tanh_c: &[F],
-        _h_prev: &[F],
-        c_prev: &[F],
-        dh: &[F],
-        dc: &mut [F],
-        d_pre: &mut [F],
-        _d_rec: &mut [F],
-        dh_direct: &mut [F],
-    ) {
+    fn backward_row(&self, row: BackwardRow<'_, F>) {
+        let BackwardRow {
+            g,
+            aux: tanh_c,
+            c_prev,
+            dh,
+            dc,
+            d_xp: d_pre,
+            dh_direct,
+            ..
+        } = row;
         let n = dc.len();
         let one = F::one();
         let (gi, rest) = g.split_at(n);

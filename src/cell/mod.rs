@@ -9,7 +9,23 @@
 //!
 //! All cells share PyTorch's parameter layout, [`CellWeights`]: `weight_ih (G·H, I)`,
 //! `weight_hh (G·H, H)`, `bias_ih (G·H)`, `bias_hh (G·H)`, with `G` gates stacked along the rows
-//! (1 for [`RnnCell`], 4 for [`LstmCell`], 3 for [`GruCell`]).
+//! (1 for [`RnnCell`], 4 for [`LstmCell`] and [`LayerNormLstmCell`], 3 for [`GruCell`]). A
+//! [`LayerNormLstmCell`] has no `bias_ih`/`bias_hh` but gains and biases of its own, listed by
+//! [`Params`] after the five.
+//!
+//! # Which layers a cell gets
+//!
+//! | layer | built-in cells | a cell you write (implementing [`Cell`]) |
+//! |---|---|---|
+//! | [`Recurrent`](crate::Recurrent), [`Bidirectional`](crate::Bidirectional) | yes | yes |
+//! | [`RecurrentStack`](crate::RecurrentStack), [`Stream`](crate::Stream), `load_safetensors` | yes | no: they need [`CellInit`] |
+//! | [`crate::io::save`], [`crate::io::load`] (through [`Params`]) | yes | yes |
+//!
+//! [`CellInit`] (how a stack makes, streams and loads its cells) is implemented by the crate's
+//! cells only: a stack of your own cells is a `Vec` of [`Recurrent`](crate::Recurrent) layers
+//! you chain yourself. The built-in cells are written against the crate's private engine
+//! contract, which is how a new cell kind joins the crate with every layer, its sequence path,
+//! batch sharding and instruction-set paths: see `docs/ARCHITECTURE.md`, "Add a cell".
 //!
 //! A [`Schedule`] says in which direction a sequence is walked and where each sequence of a
 //! padded batch ends (PyTorch's packed-sequence semantics).
@@ -17,6 +33,7 @@
 mod builtin;
 mod engine;
 mod gru;
+mod layernorm;
 mod lstm;
 mod rnn;
 mod stream;
@@ -25,6 +42,7 @@ mod weights;
 pub use builtin::CellInit;
 pub use engine::{Schedule, SequenceTape, StepCache};
 pub use gru::GruCell;
+pub use layernorm::{LayerNormLstmCell, LAYER_NORM_EPS};
 pub use lstm::{LstmCell, LstmState};
 pub use rnn::RnnCell;
 pub use stream::StepScratch;

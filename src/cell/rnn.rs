@@ -3,7 +3,7 @@
 use ndarray::Array2;
 use rand::Rng;
 
-use super::engine::EngineCell;
+use super::engine::{BackwardRow, EngineCell, ForwardRow};
 use super::weights::CellWeights;
 use super::{CellInit, Nonlinearity};
 use crate::error::Result;
@@ -54,8 +54,11 @@ impl<F: Float> EngineCell for RnnCell<F> {
     type State = Array2<F>;
     const GATES: usize = 1;
     const KIND: &'static str = "RNN";
-    const HAS_AUX: bool = false;
     const SEPARATE_REC: bool = false;
+
+    fn aux_width(_: usize) -> usize {
+        0
+    }
 
     fn assemble(weights: CellWeights<F>, nonlinearity: Nonlinearity) -> Self {
         Self {
@@ -69,8 +72,8 @@ impl<F: Float> EngineCell for RnnCell<F> {
     fn weights(&self) -> &CellWeights<F> {
         &self.weights
     }
-    fn weights_mut(&mut self) -> &mut CellWeights<F> {
-        &mut self.weights
+    fn params_mut(&mut self) -> (&mut CellWeights<F>, &mut [F]) {
+        (&mut self.weights, &mut [])
     }
     fn nonlinearity(&self) -> Nonlinearity {
         self.nonlinearity
@@ -78,16 +81,8 @@ impl<F: Float> EngineCell for RnnCell<F> {
 
     /// `g = v` in, `g = h' = act(v)` out.
     #[inline(always)]
-    fn forward_row(
-        &self,
-        g: &mut [F],
-        _: &[F],
-        _: &[F],
-        _: &[F],
-        h: &mut [F],
-        _: &mut [F],
-        _: &mut [F],
-    ) {
+    fn forward_row(&self, row: ForwardRow<'_, F>) {
+        let ForwardRow { g, h, .. } = row;
         // One loop per activation, so each vectorises.
         match self.nonlinearity {
             Nonlinearity::Tanh => g.iter_mut().zip(h).for_each(|(g, h)| {
@@ -106,18 +101,14 @@ impl<F: Float> EngineCell for RnnCell<F> {
 
     /// `dv = dh' ∘ act'(v)` into `d_pre`; `h` reaches `h'` only through `W_hh`.
     #[inline(always)]
-    fn backward_row(
-        &self,
-        g: &[F],
-        _aux: &[F],
-        _h_prev: &[F],
-        _c_prev: &[F],
-        dh: &[F],
-        _dc: &mut [F],
-        d_pre: &mut [F],
-        _d_rec: &mut [F],
-        dh_direct: &mut [F],
-    ) {
+    fn backward_row(&self, row: BackwardRow<'_, F>) {
+        let BackwardRow {
+            g,
+            dh,
+            d_xp: d_pre,
+            dh_direct,
+            ..
+        } = row;
         for j in 0..g.len() {
             d_pre[j] = dh[j] * self.nonlinearity.derivative_from_output(g[j]);
             dh_direct[j] = F::zero();

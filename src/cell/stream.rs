@@ -1,8 +1,8 @@
 //! One step of a built-in cell into buffers kept between calls: what
 //! [`Stream`](crate::layer::Stream) runs once per layer and time step.
 //!
-//! The step does exactly the arithmetic of one step of the sequence engine (`engine.rs`), so
-//! that streaming a sequence gives the outputs of running it whole, bit for bit:
+//! The step runs the sequence engine's one step body (`engine::step_rows`) after the same input
+//! projection, so that streaming a sequence gives the outputs of running it whole, bit for bit:
 //!
 //! * the input projection `x W_ihᵀ` with the same blocked product as the engine's one GEMM over
 //!   all steps (it computes each entry in the same order whatever the number of rows; `W_ihᵀ` is
@@ -18,12 +18,13 @@
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Ix2};
 
-use super::engine::{row, EngineCell, EngineState, Prep};
+use super::engine::{step_rows, EngineCell, EngineState, Prep, StepRows};
 use super::weights::CellWeights;
 use crate::alloc::try_array;
 use crate::error::Result;
 use crate::float::Float;
 use crate::gemm::{Prepared, SMALL_M};
+use crate::isa::{self, Job, Level};
 
 /// The buffers and laid-out weights one cell needs to advance a batch by one step without
 /// allocating (made by [`CellInit::step_scratch`](super::CellInit::step_scratch), used by
@@ -87,7 +88,7 @@ impl<'w, F: Float> StepScratch<'w, F> {
                 if C::SEPARATE_REC { gh } else { 0 },
                 "the recurrent product of a streamed step",
             )?,
-            aux: zeros(if C::HAS_AUX { hidden } else { 0 }, "a streamed step")?,
+            aux: zeros(C::aux_width(hidden), "a streamed step")?,
             hr: zeros(
                 if weights.weight_hr.is_some() {
                     hidden
@@ -117,129 +118,71 @@ pub(crate) fn step_into<F: Float, C: EngineCell<Elem = F>>(
 ) {
     let (h_prev, c_prev) = state.split();
     let (h_next, c_next) = next.split_mut();
-    step_dispatch(cell, scratch, x, h_prev, c_prev, h_next, c_next);
+    isa::dispatch(Streamed {
+        cell,
+        scratch,
+        x,
+        h_prev,
+        c_prev,
+        h_next,
+        c_next,
+    });
 }
 
-/// [`step_impl`] in the best build the CPU can run (as the engine's loops).
-fn step_dispatch<F: Float, C: EngineCell<Elem = F>>(
-    cell: &C,
-    scratch: &mut StepScratch<'_, F>,
-    x: ArrayView2<'_, F>,
-    h_prev: ArrayView2<'_, F>,
-    c_prev: Option<ArrayView2<'_, F>>,
-    h_next: ArrayViewMut2<'_, F>,
-    c_next: Option<ArrayViewMut2<'_, F>>,
-) {
-    #[cfg(target_arch = "x86_64")]
-    match crate::isa::current() {
-        crate::isa::Isa::Avx512 => {
-            // SAFETY: `step_avx512` is compiled for AVX-512F, AVX2 and FMA; its one contract is
-            // that the CPU running it has them, and `current` picks this path only on such a CPU.
-            return unsafe { step_avx512(cell, scratch, x, h_prev, c_prev, h_next, c_next) };
+/// One streamed step, as a [`Job`] for the crate's one CPU dispatch.
+struct Streamed<'a, 's, 'w, F: Float, C> {
+    cell: &'a C,
+    scratch: &'s mut StepScratch<'w, F>,
+    x: ArrayView2<'a, F>,
+    h_prev: ArrayView2<'a, F>,
+    c_prev: Option<ArrayView2<'a, F>>,
+    h_next: ArrayViewMut2<'a, F>,
+    c_next: Option<ArrayViewMut2<'a, F>>,
+}
+
+impl<F: Float, C: EngineCell<Elem = F>> Job for Streamed<'_, '_, '_, F, C> {
+    type Output = ();
+
+    /// The engine's input projection and bias for one step, then its one step body
+    /// ([`step_rows`]) with every row active.
+    #[inline(always)]
+    fn run<L: Level>(self, _level: L) {
+        let Streamed {
+            cell,
+            scratch,
+            x,
+            h_prev,
+            c_prev,
+            h_next,
+            c_next,
+        } = self;
+        let StepScratch {
+            prep,
+            w_ih_t,
+            bias,
+            g,
+            rec,
+            aux,
+            hr,
+            no_c,
+        } = scratch;
+        // The engine's `project_inputs` and its bias.
+        w_ih_t.mul(x, &mut g.view_mut(), false);
+        if let Some(b) = bias {
+            g.rows_mut().into_iter().for_each(|mut r| r += &*b);
         }
-        crate::isa::Isa::Avx2 => {
-            // SAFETY: `step_avx2` is compiled for AVX2 and FMA; its one contract is that the CPU
-            // running it has them, and `current` picks this path only on such a CPU.
-            return unsafe { step_avx2(cell, scratch, x, h_prev, c_prev, h_next, c_next) };
-        }
-        _ => {}
-    }
-    step_impl(cell, scratch, x, h_prev, c_prev, h_next, c_next)
-}
-
-/// [`step_impl`] compiled with AVX-512F, AVX2 and FMA enabled.
-///
-/// # Safety
-///
-/// The CPU running it must support AVX-512F, AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn step_avx512<F: Float, C: EngineCell<Elem = F>>(
-    cell: &C,
-    scratch: &mut StepScratch<'_, F>,
-    x: ArrayView2<'_, F>,
-    h_prev: ArrayView2<'_, F>,
-    c_prev: Option<ArrayView2<'_, F>>,
-    h_next: ArrayViewMut2<'_, F>,
-    c_next: Option<ArrayViewMut2<'_, F>>,
-) {
-    step_impl(cell, scratch, x, h_prev, c_prev, h_next, c_next)
-}
-
-/// [`step_impl`] compiled with AVX2 and FMA enabled.
-///
-/// # Safety
-///
-/// The CPU running it must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn step_avx2<F: Float, C: EngineCell<Elem = F>>(
-    cell: &C,
-    scratch: &mut StepScratch<'_, F>,
-    x: ArrayView2<'_, F>,
-    h_prev: ArrayView2<'_, F>,
-    c_prev: Option<ArrayView2<'_, F>>,
-    h_next: ArrayViewMut2<'_, F>,
-    c_next: Option<ArrayViewMut2<'_, F>>,
-) {
-    step_impl(cell, scratch, x, h_prev, c_prev, h_next, c_next)
-}
-
-/// One step of every row, in the order of operations of the engine's forward loop.
-#[inline(always)]
-fn step_impl<F: Float, C: EngineCell<Elem = F>>(
-    cell: &C,
-    scratch: &mut StepScratch<'_, F>,
-    x: ArrayView2<'_, F>,
-    h_prev: ArrayView2<'_, F>,
-    c_prev: Option<ArrayView2<'_, F>>,
-    mut h_next: ArrayViewMut2<'_, F>,
-    c_next: Option<ArrayViewMut2<'_, F>>,
-) {
-    let w = cell.weights();
-    let StepScratch {
-        prep,
-        w_ih_t,
-        bias,
-        g,
-        rec,
-        aux,
-        hr,
-        no_c,
-    } = scratch;
-    let batch = g.nrows();
-    // The engine's `project_inputs` and its bias.
-    w_ih_t.mul(x, &mut g.view_mut(), false);
-    if let Some(b) = bias {
-        g.rows_mut().into_iter().for_each(|mut r| r += &*b);
-    }
-    if C::SEPARATE_REC {
-        prep.w_hh.mul(h_prev, &mut rec.view_mut(), false);
-        if let Some(b) = &w.bias_hh {
-            rec.rows_mut().into_iter().for_each(|mut r| r += b);
-        }
-    } else {
-        prep.w_hh.mul(h_prev, &mut g.view_mut(), true);
-    }
-    let c_prev = c_prev.unwrap_or(no_c.view());
-    let mut no_c_next = ArrayViewMut2::from_shape((batch, 0), &mut []).expect("empty");
-    let mut c_next = c_next.unwrap_or(no_c_next.view_mut());
-    for r in 0..batch {
-        let h_row = match prep.w_hr {
-            Some(_) => hr.row_mut(r),
-            None => h_next.row_mut(r),
+        let batch = g.nrows();
+        let mut no_c_next = ArrayViewMut2::from_shape((batch, 0), &mut []).expect("empty");
+        let rows = StepRows {
+            g: g.view_mut(),
+            rec: rec.view_mut(),
+            h_prev,
+            c_prev: c_prev.unwrap_or(no_c.view()),
+            h_next,
+            c_next: c_next.unwrap_or(no_c_next.view_mut()),
+            aux: aux.view_mut(),
+            hr: hr.view_mut(),
         };
-        cell.forward_row(
-            g.row_mut(r).into_slice().expect("contiguous"),
-            row(rec.view(), r),
-            row(h_prev, r),
-            row(c_prev, r),
-            h_row.into_slice().expect("contiguous"),
-            c_next.row_mut(r).into_slice().expect("contiguous"),
-            aux.row_mut(r).into_slice().expect("contiguous"),
-        );
-    }
-    if let Some(w_hr_t) = &prep.w_hr {
-        w_hr_t.mul(hr.view(), &mut h_next, false);
+        step_rows(cell, prep, rows, |_| true, None);
     }
 }

@@ -68,6 +68,10 @@ pub struct CellWeights<F: Float> {
 }
 
 impl<F: Float> CellWeights<F> {
+    /// The names of the five arrays (PyTorch's, without the `_l{k}` suffix), in field order.
+    pub const NAMES: [&'static str; 5] =
+        ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"];
+
     /// PyTorch's default initialisation: every weight and bias drawn from
     /// `uniform(−1/√H, 1/√H)`, in the order `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`.
     ///
@@ -342,13 +346,6 @@ impl<F: Float> CellWeights<F> {
             add_row_sums(d_xp, g_ih);
             add_row_sums(d_rec, g_hh);
         }
-    }
-
-    /// `d_xp W_ih`: the gradient of the inputs, `(N, I)`, in standard layout.
-    pub(crate) fn input_grad(&self, d_xp: ArrayView2<'_, F>) -> Array2<F> {
-        let mut dx = Array2::zeros((d_xp.nrows(), self.weight_ih.ncols()));
-        gemm(d_xp, self.weight_ih.view(), &mut dx.view_mut(), false);
-        dx
     }
 }
 

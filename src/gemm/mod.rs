@@ -74,30 +74,14 @@ use driver::Rhs;
 /// kernels: packing costs more than it saves on so few rows.
 pub(crate) const SMALL_M: usize = 4;
 
-/// The instruction set the crate's own `f32` kernels can use on this CPU.
-#[derive(Clone, Copy)]
-enum Isa {
-    /// None: `ndarray`'s `general_mat_mul` and the portable row loops.
-    Portable,
-    /// AVX2 with FMA.
-    #[cfg(target_arch = "x86_64")]
-    Avx2(avx2::Avx2),
-    /// AVX-512F.
-    #[cfg(target_arch = "x86_64")]
-    Avx512(avx512::Avx512),
-}
+// The path the crate's own `f32` kernels take, with the proof token of its instruction set
+// (the crate's one CPU-feature dispatch, `crate::isa::detected`).
+use crate::isa::Detected as Isa;
 
-/// The kernels of the path [`crate::isa::current`] chose (the crate's one CPU-feature dispatch),
-/// with the proof token of its instruction set.
+/// The kernels of the path [`crate::isa::current`] chose, with the proof of its level.
 #[inline]
 fn isa() -> Isa {
-    match crate::isa::current() {
-        #[cfg(target_arch = "x86_64")]
-        crate::isa::Isa::Avx512 => avx512::Avx512::detect().map_or(Isa::Portable, Isa::Avx512),
-        #[cfg(target_arch = "x86_64")]
-        crate::isa::Isa::Avx2 => avx2::Avx2::detect().map_or(Isa::Portable, Isa::Avx2),
-        _ => Isa::Portable,
-    }
+    crate::isa::detected()
 }
 
 /// `v` as an `f32` view if `F` is `f32`: with [`f32_view_mut`], the one cast from `F` to `f32`.
@@ -283,7 +267,8 @@ impl<'a, F: Float> Prepared<'a, F> {
                     Form::Avx2Packed(isa, avx2::PackedB::new(b32))
                 }
             }
-            (Isa::Portable, _) | (_, None) => {
+            // `Isa::Portable`, or an element type other than f32.
+            _ => {
                 if m <= SMALL_M {
                     Form::Dense(b.as_standard_layout().into_owned())
                 } else {

@@ -9,6 +9,7 @@ use ndarray::{s, Array2, ShapeBuilder};
 
 /// Every path this CPU can run, with its name for messages.
 fn paths() -> Vec<(&'static str, Isa)> {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut paths = vec![("portable", Isa::Portable)];
     #[cfg(target_arch = "x86_64")]
     {

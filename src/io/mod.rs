@@ -163,9 +163,9 @@ pub fn read<F: Float>(path: impl AsRef<Path>) -> Result<TensorFile<F>> {
 /// temporary file `.{name}.tmp-{pid}-{n}` beside it, which is synced and renamed over `path`.
 /// A symlink is written through (its target is replaced, the link stays); a directory or device
 /// at `path` is refused. If the process is killed between writing and renaming, the temporary
-/// file stays; the next successful save to `path` deletes it (on Linux, once its process has
-/// exited and it is a minute old). Every save of the crate (layers, [`save`], checkpoints) goes
-/// through here.
+/// file stays; the next save to `path` deletes it, whatever its age, once its process has exited
+/// (on Linux; a writer holds its temporary locked, and a locked one is never deleted). Every
+/// save of the crate (layers, [`save`], checkpoints) goes through here.
 ///
 /// # Errors
 ///
@@ -264,8 +264,8 @@ pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
 /// saving to the same path do not disturb each other (the last rename wins). A symlink is written
 /// through: its target is replaced and the link stays. A path that exists and is not a regular
 /// file (a directory, a device) is refused. A crash between writing and renaming can leave a
-/// `.{name}.tmp-…` file beside `path`; it is never read, and the next successful save to `path`
-/// deletes it (see [`remove_stale_temporaries`]).
+/// `.{name}.tmp-…` file beside `path`; it is never read, and the next save to `path` deletes it
+/// (see [`remove_stale_temporaries`]).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     // A symlink (possibly dangling) is followed to the file it names.
@@ -303,8 +303,14 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .to_string_lossy();
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_file_name(format!(".{file_name}.tmp-{}-{n}", std::process::id()));
+    // Before writing, so that a crash loop (no save ever finishing) frees the space too.
+    remove_stale_temporaries(path, &file_name);
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
+        // Held until the file is closed (or the process dies): tells other savers that this
+        // temporary is being written, even from another PID namespace. Best effort: where the
+        // file system has no locks, the cleaner cannot lock it either and leaves it alone.
+        let _ = f.lock();
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -313,16 +319,17 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(Error::io(path, e));
     }
-    remove_stale_temporaries(path, &file_name);
     Ok(())
 }
 
 /// Deletes the temporary files that earlier saves to `path` left when their process was killed
-/// between writing and renaming (`.{name}.tmp-{pid}-{n}`): only those whose process no longer
-/// exists (Linux: no `/proc/{pid}`) and which were last written more than a minute ago, so that a
-/// save in progress is never touched. Elsewhere, or on any error, nothing is deleted.
+/// between writing and renaming (`.{name}.tmp-{pid}-{n}`), whatever their age: every one whose
+/// process no longer exists (Linux: no `/proc/{pid}`) and which no process holds locked (a
+/// writer locks its temporary until it is renamed, so a save in progress is never touched, even
+/// one from another PID namespace). Run by every save before it writes, so however saves
+/// crash, at most the temporaries of the saves running at that moment remain. Elsewhere than
+/// Linux, or on any error, nothing is deleted.
 fn remove_stale_temporaries(path: &Path, file_name: &str) {
-    const MIN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
     let proc = Path::new("/proc");
     if !proc.join("self").exists() {
         return;
@@ -352,14 +359,10 @@ fn remove_stale_temporaries(path: &Path, file_name: &str) {
         if pid == std::process::id() || proc.join(pid.to_string()).exists() {
             continue;
         }
-        let old = entry
-            .metadata()
-            .ok()
-            .filter(fs::Metadata::is_file)
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > MIN_AGE);
-        if old {
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        // Opened for reading only (never created, never truncated); locked by nobody.
+        let unlocked = is_file && fs::File::open(entry.path()).is_ok_and(|f| f.try_lock().is_ok());
+        if unlocked {
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -445,6 +448,16 @@ pub(crate) fn fill_from<F: Float, P: Params<F>>(
     model: &mut P,
     path: &Path,
 ) -> Result<()> {
+    // A set, so that checking the file's other tensors is linear in their number.
+    let mut wanted_keys = std::collections::HashSet::new();
+    for name in model.names() {
+        let key = format!("{prefix}{name}");
+        if wanted_keys.contains(&key) {
+            // Saving refuses such a model; loading would fill both arrays from one tensor.
+            return Err(Error::weight_file(path, Some(&key), Problem::DuplicateName));
+        }
+        wanted_keys.insert(key);
+    }
     crate::params::check_order(model)?;
     let mut wanted = Vec::new();
     for (name, a) in model.named_arrays() {
@@ -468,7 +481,7 @@ pub(crate) fn fill_from<F: Float, P: Params<F>>(
     if let Some(extra) = file
         .tensors
         .keys()
-        .find(|k| k.starts_with(prefix) && !wanted.contains(k))
+        .find(|k| k.starts_with(prefix) && !wanted_keys.contains(*k))
     {
         return Err(Error::weight_file(
             path,

@@ -12,8 +12,21 @@ use crate::float::Float;
 #[cfg(doc)]
 use crate::Rnn;
 
-/// The parameter names of one recurrent cell, before the `_l{k}[_reverse]` suffix.
-const CELL_PARAMS: [&str; 5] = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"];
+/// The parameter names of one recurrent cell, before the `_l{k}[_reverse]` suffix: PyTorch's
+/// five ([`CellWeights`]) and the cells' own (the layer-normalised LSTM's gains and biases).
+pub(crate) const CELL_PARAMS: [&str; 11] = [
+    "weight_ih",
+    "weight_hh",
+    "bias_ih",
+    "bias_hh",
+    "weight_hr",
+    "ln_ih_weight",
+    "ln_ih_bias",
+    "ln_hh_weight",
+    "ln_hh_bias",
+    "ln_c_weight",
+    "ln_c_bias",
+];
 
 /// `(layer, reverse)` if `key` (prefix removed) names a recurrent cell parameter
 /// (`weight_ih_l3_reverse`, …).
@@ -26,14 +39,13 @@ pub(crate) fn cell_param(key: &str) -> Option<(usize, bool)> {
 /// Infers a stack's configuration from the keys under `prefix` and the shapes of layer 0's weights
 /// in `file` (read from `path`): `num_layers` and `bidirectional` from the keys, `hidden_size` from
 /// `weight_hh_l0` (`(gates·H, H)`, checked against the `kind` of cell being loaded), `input_size`
-/// from `weight_ih_l0`, `bias` from the presence of `bias_ih_l0`, and for an LSTM with a
+/// from `weight_ih_l0`, `bias` from the presence of `{bias_key}_l0` (`bias_ih_l0`), and for an LSTM with a
 /// projection (`weight_hr_l0` present, `(P, H)`) `proj_size` and `hidden_size` from
 /// `weight_hr_l0`. Other settings are defaults.
 pub(crate) fn infer_config<F>(
     file: &TensorFile<F>,
     prefix: &str,
-    kind: &str,
-    gates: usize,
+    (kind, gates, bias_key): (&str, usize, &str),
     path: &Path,
 ) -> Result<StackConfig> {
     // The layer indices present; the count comes from them, never from a number in a key alone
@@ -46,6 +58,17 @@ pub(crate) fn infer_config<F>(
             present.insert(l);
             bidirectional |= rev;
         }
+    }
+    // A cell parameter stored as integers or booleans is named as such (before its absence
+    // among the float tensors makes another tensor look wrong, e.g. an `I64` `weight_hr_l0`
+    // reported as a `weight_hh_l0` of the wrong shape). The first by name, for a stable message.
+    if let Some(key) = file
+        .skipped
+        .iter()
+        .filter(|k| k.strip_prefix(prefix).and_then(cell_param).is_some())
+        .min()
+    {
+        return Err(Error::weight_file(path, Some(key), Problem::NotFloat));
     }
     let layers = present.len();
     if let Some(missing) = (0..layers).find(|l| !present.contains(l)) {
@@ -114,7 +137,7 @@ pub(crate) fn infer_config<F>(
         }
         None => return Err(super::missing(file, &ih0, path)),
     };
-    let bias = file.tensors.contains_key(&key("bias_ih"));
+    let bias = file.tensors.contains_key(&key(bias_key));
     Ok(StackConfig::new(input, hidden)
         .with_num_layers(layers)
         .with_bidirectional(bidirectional)

@@ -24,13 +24,14 @@ mod bidirectional;
 mod recurrent;
 mod stack;
 mod stack_io;
+mod stack_new;
 mod stream;
 mod tape;
 mod unit;
 
 pub use bidirectional::{Bidirectional, BidirectionalForward};
 pub use recurrent::{Recurrent, RecurrentForward};
-pub use stack::{Gru, Lstm, RecurrentStack, Rnn, StackForward};
+pub use stack::{Gru, LayerNormLstm, Lstm, RecurrentStack, Rnn, StackForward};
 pub use stream::Stream;
 pub use tape::{LayerTape, StackTape};
 pub use unit::MergeMode;

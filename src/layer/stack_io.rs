@@ -3,7 +3,7 @@
 //! scheme, config inference and the strict checks).
 
 use super::stack::RecurrentStack;
-use crate::cell::{Cell, CellInit, Nonlinearity};
+use crate::cell::{Cell, CellInit};
 use crate::error::{Error, Result, WeightFileProblem as Problem};
 use crate::float::Float;
 use crate::io::pytorch::{cell_param, infer_config, take_cell_weights};
@@ -38,7 +38,9 @@ impl<C> RecurrentStack<C> {
     {
         let path = path.as_ref();
         let mut file = read::<F>(path)?;
-        let config = infer_config(&file, prefix, C::KIND, C::GATES, path)?;
+        let config = infer_config(&file, prefix, (C::KIND, C::GATES, C::BIAS_KEY), path)?;
+        // Whether the cells' biases are PyTorch's `bias_ih`, `bias_hh` or their own.
+        let pytorch_bias = config.bias && C::BIAS_KEY == "bias_ih";
         let mut cells = Vec::with_capacity(config.num_layers * config.num_directions());
         for layer in 0..config.num_layers {
             for reverse in [false, true].into_iter().take(config.num_directions()) {
@@ -47,13 +49,14 @@ impl<C> RecurrentStack<C> {
                     prefix,
                     layer,
                     reverse,
-                    (config.bias, config.proj_size > 0),
+                    (pytorch_bias, config.proj_size > 0),
                     path,
                 )?;
-                let cell = C::cell_from_weights(weights, Nonlinearity::Tanh).map_err(|e| {
+                let mut cell = C::cell_from_file_weights(weights, config.bias).map_err(|e| {
                     let layer = format!("layer `{prefix}…{}`", param_key("", layer, reverse));
                     invalid(path, Some(layer), e)
                 })?;
+                take_own_params(&mut cell, &mut file, prefix, (layer, reverse), path)?;
                 cells.push(cell);
             }
         }
@@ -96,4 +99,35 @@ impl<C> RecurrentStack<C> {
     {
         crate::io::save(self, path, prefix)
     }
+}
+
+/// Reads the parameters of `cell` beyond PyTorch's five (a layer-normalised LSTM's gains and
+/// biases) from `file`, by name, each checked for its shape.
+fn take_own_params<F: Float, C: Cell<F>>(
+    cell: &mut C,
+    file: &mut crate::io::TensorFile<F>,
+    prefix: &str,
+    (layer, reverse): (usize, bool),
+    path: &std::path::Path,
+) -> Result<()> {
+    let names: Vec<String> = cell.named_arrays().into_iter().map(|(n, _)| n).collect();
+    for (name, mut target) in names.iter().zip(cell.arrays_mut()) {
+        if crate::cell::CellWeights::<F>::NAMES.contains(&name.as_str()) {
+            continue;
+        }
+        let key = format!("{prefix}{}", param_key(name, layer, reverse));
+        let value = crate::io::take(file, &key, path)?;
+        if value.shape() != target.shape() {
+            return Err(Error::weight_file(
+                path,
+                Some(&key),
+                Problem::Shape {
+                    expected: target.shape().to_vec(),
+                    got: value.shape().to_vec(),
+                },
+            ));
+        }
+        target.assign(&value);
+    }
+    Ok(())
 }

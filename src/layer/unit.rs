@@ -444,9 +444,6 @@ pub(crate) fn unstack_or_zeros<F: Float, S: State<F>>(
     }
 }
 
-/// Writes a layer's public `backward` and `backward_params` (docs given as attributes) over its
-/// private `backward_impl(tape, d_output, d_final, grads, want_dx)`, so the three layers share one
-/// shape of backward pass: `backward → (dx, d_init)`, `backward_params → d_init`.
 /// `d_output`, or zeros of shape `want` when there is none (the loss uses only the final states).
 pub(crate) fn output_grad_or_zeros<F: Float>(
     d_output: Option<ArrayView3<'_, F>>,
@@ -455,6 +452,9 @@ pub(crate) fn output_grad_or_zeros<F: Float>(
     d_output.map_or_else(|| CowArray::from(Array3::zeros(want)), CowArray::from)
 }
 
+/// Writes a layer's public `backward` and `backward_params` (docs given as attributes) over its
+/// private `backward_impl(tape, d_output, d_final, grads, want_dx)`, so the three layers share one
+/// shape of backward pass: `backward → (dx, d_init)`, `backward_params → d_init`.
 macro_rules! backward_methods {
     (
         tape: $tape:ty,

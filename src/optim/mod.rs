@@ -72,14 +72,14 @@ pub use clip::{clip_grad_norm, clip_grad_value};
 pub use rmsprop::{RmsProp, RmsPropConfig, RmsPropSlot};
 pub use schedule::{
     CosineAnnealingLr, ExponentialLr, LinearWarmup, LrSchedule, PlateauMode, ReduceLrOnPlateau,
-    ReduceLrOnPlateauConfig, SequentialLr, StepLr, ThresholdMode,
+    ReduceLrOnPlateauConfig, SequentialLr, StepLr, ThresholdMode, MAX_STEPPED_EPOCHS,
 };
 pub use sgd::{Sgd, SgdConfig, SgdSlot};
 pub use state::{OptimizerState, SlotState};
 
 use std::fmt::Debug;
 
-use ndarray::{ArrayViewD, ArrayViewMutD};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -217,13 +217,33 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
 
     /// One optimisation step: updates every array of `params` from the matching array of `grads`.
     ///
+    /// With the finiteness check on (the default, see [`Optimizer::set_check_finite`]) a step is
+    /// all or nothing: each array's new values and new slot are checked as they are computed, and
+    /// if one is refused every array and slot already updated is put back as it was. To that end
+    /// the step keeps a copy of the parameters and slots it updates until it has checked them all.
+    ///
     /// # Errors
     ///
-    /// [`Error::Mismatch`] if `grads` is not shaped like `params`, or `params` does not have the
-    /// layout of the model this optimizer has been stepping; [`Error::NonFinite`] if a gradient
-    /// holds NaN or ±∞ (unless turned off with [`Optimizer::set_check_finite`]). Nothing is
-    /// updated then.
+    /// - [`Error::Mismatch`] if `grads` is not shaped like `params`, or `params` does not have
+    ///   the layout of the model this optimizer has been stepping, or its [`Params`]
+    ///   implementation lists a name twice or its arrays in different orders;
+    /// - [`Error::InvalidConfig`] if the optimizer has already taken [`MAX_STEPS`] steps (the
+    ///   most a checkpoint records exactly);
+    /// - with the check on, [`Error::NonFinite`] if a gradient holds NaN or ±∞, or if the update
+    ///   would write NaN or ±∞ into a weight or into the optimizer's state (e.g. from a huge
+    ///   learning rate or a huge loaded moment estimate, all finite); [`Error::Mismatch`] if it
+    ///   would leave a slot that [`Optimizer::load_state`] refuses (an array's `step` past
+    ///   [`MAX_STEPS`]).
+    ///
+    /// Nothing is updated then: neither the weights nor the optimizer.
     pub fn step<P: Params<F>>(&mut self, params: &mut P, grads: &P) -> Result<()> {
+        if self.steps >= MAX_STEPS {
+            return Err(Error::InvalidConfig(format!(
+                "the optimizer has taken {} steps, the most a checkpoint records exactly \
+                 (MAX_STEPS = 2^53 - 1); no weight was updated",
+                self.steps
+            )));
+        }
         let g = grads.named_arrays();
         if self.check_finite {
             for (name, a) in &g {
@@ -240,10 +260,11 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
             check_order(params)?;
             self.order_checked = true;
         }
+        let fresh = self.slots.is_empty();
         {
             let p = params.named_arrays();
             check_same_layout(&p, &g)?;
-            if self.slots.is_empty() {
+            if fresh {
                 self.names = p.iter().map(|(n, _)| n.clone()).collect();
                 self.shapes = p.iter().map(|(_, a)| a.shape().to_vec()).collect();
                 self.slots = p
@@ -254,18 +275,54 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
                 self.check_layout(&p)?;
             }
         }
-        for ((param, (_, grad)), slot) in
+        if !self.check_finite {
+            for ((param, (_, grad)), slot) in
+                params.arrays_mut().into_iter().zip(g).zip(&mut self.slots)
+            {
+                self.rule.update(slot, param, grad);
+            }
+            self.steps += 1;
+            return Ok(());
+        }
+        // Each array's old values and slot, kept until every update has been checked.
+        let mut before: Vec<(ArrayD<F>, R::Slot)> = Vec::new();
+        let mut refused = None;
+        for ((mut param, (name, grad)), slot) in
             params.arrays_mut().into_iter().zip(g).zip(&mut self.slots)
         {
-            self.rule.update(slot, param, grad);
+            before.push((param.to_owned(), slot.clone()));
+            self.rule.update(slot, param.view_mut(), grad);
+            if let Err(e) = check_update(&self.rule, &name, param.view(), slot) {
+                refused = Some(e);
+                break;
+            }
+        }
+        if let Some(e) = refused {
+            for ((mut param, slot), (old, old_slot)) in params
+                .arrays_mut()
+                .into_iter()
+                .zip(&mut self.slots)
+                .zip(before)
+            {
+                param.assign(&old);
+                *slot = old_slot;
+            }
+            if fresh {
+                self.slots.clear();
+                self.names.clear();
+                self.shapes.clear();
+            }
+            return Err(e);
         }
         self.steps += 1;
         Ok(())
     }
 
-    /// Whether [`Optimizer::step`] refuses gradients that hold NaN or ±∞ (default: `true`). With
-    /// `false` it steps anyway, as `torch.optim` does, and the weights it touches become
-    /// non-finite.
+    /// Whether [`Optimizer::step`] refuses gradients that hold NaN or ±∞ and updates that would
+    /// write NaN or ±∞ (or a slot [`Optimizer::load_state`] refuses), updating nothing then
+    /// (default: `true`). With `false` it steps anyway, as `torch.optim` does, without keeping a
+    /// copy to restore: the weights it touches may become non-finite, and a checkpoint saved
+    /// after such a step may be refused when loaded. The [`MAX_STEPS`] bound holds either way.
     pub fn set_check_finite(&mut self, check: bool) {
         self.check_finite = check;
     }
@@ -360,21 +417,31 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
         }
         let lr = F::from_f64(state.learning_rate);
         check_non_negative("saved learning_rate", lr)?;
+        if state.steps > MAX_STEPS {
+            return Err(Error::Mismatch(format!(
+                "the saved state counts {} steps, more than an optimizer takes (MAX_STEPS = \
+                 2^53 - 1 = {MAX_STEPS})",
+                state.steps
+            )));
+        }
+        let p = params.named_arrays();
         if state.slots.is_empty() {
-            if state.steps != 0 {
+            // Before the first step, or a model without arrays (which steps with no slots).
+            if state.steps != 0 && !p.is_empty() {
                 return Err(Error::Mismatch(format!(
-                    "the saved state counts {} steps but holds no per-array state",
-                    state.steps
+                    "the saved state counts {} steps but holds no per-array state, and the model \
+                     has {} arrays",
+                    state.steps,
+                    p.len()
                 )));
             }
             self.slots.clear();
             self.names.clear();
             self.shapes.clear();
-            self.steps = 0;
+            self.steps = state.steps;
             self.rule.set_learning_rate(lr);
             return Ok(());
         }
-        let p = params.named_arrays();
         if p.len() != state.slots.len() {
             return Err(Error::Mismatch(format!(
                 "the saved state holds {} arrays, the model has {}",
@@ -400,10 +467,16 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
                     e => e,
                 })?;
             if !saved.is_empty() {
+                let names = saved.names();
+                // At most a few names: a crafted file may hold a great many.
+                let more = match names.len() {
+                    n if n > 8 => format!(" and {} more", n - 8),
+                    _ => String::new(),
+                };
                 return Err(Error::Mismatch(format!(
-                    "array `{name}`: the saved state has entries {:?} that `{}` with these \
+                    "array `{name}`: the saved state has entries {:?}{more} that `{}` with these \
                      settings does not use",
-                    saved.names(),
+                    &names[..names.len().min(8)],
                     self.rule.name()
                 )));
             }
@@ -416,6 +489,44 @@ impl<F: Float, R: UpdateRule<F>> Optimizer<F, R> {
         self.rule.set_learning_rate(lr);
         Ok(())
     }
+}
+
+/// The most steps an optimizer takes, and the largest step count an array's slot holds:
+/// 2⁵³ − 1, the largest count that a checkpoint stores exactly (step counts are saved as `f64`,
+/// as PyTorch saves `step`). [`Optimizer::step`] refuses to go past it and
+/// [`Optimizer::load_state`] refuses a state that claims more, so whatever a step reaches loads
+/// back.
+pub const MAX_STEPS: u64 = (1 << 53) - 1;
+
+/// `Ok` if what one update left in `param` and `slot` is finite and can be saved and loaded
+/// back: the slot goes through [`UpdateRule::export_slot`] and [`UpdateRule::import_slot`], the
+/// checks of [`Optimizer::load_state`].
+fn check_update<F: Float, R: UpdateRule<F>>(
+    rule: &R,
+    name: &str,
+    param: ArrayViewD<'_, F>,
+    slot: &R::Slot,
+) -> Result<()> {
+    if let Some((i, v)) = param.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::NonFinite(format!(
+            "the step would make weight `{name}` {v} at flat index {i} (from finite gradients: \
+             the learning rate or the optimizer's state is too large); no weight was updated"
+        )));
+    }
+    let mut exported = rule.export_slot(slot);
+    rule.import_slot(param, &mut exported)
+        .map(drop)
+        .map_err(|e| {
+            let why = format!(
+                "the step would leave the optimizer's state for `{name}` unloadable; no weight \
+                 was updated"
+            );
+            match e {
+                Error::NonFinite(m) => Error::NonFinite(format!("{why}: {m}")),
+                Error::Mismatch(m) => Error::Mismatch(format!("{why}: {m}")),
+                e => e,
+            }
+        })
 }
 
 /// `Err` unless `v` is finite and `>= 0`.

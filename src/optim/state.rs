@@ -1,6 +1,6 @@
 //! An optimizer's state as plain data, to save and restore (checkpoints, resuming training).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ndarray::{ArrayD, ArrayViewD, Dimension};
 
@@ -159,8 +159,8 @@ impl<F: Float> SlotState<F> {
     ///
     /// # Errors
     ///
-    /// [`Error::Mismatch`] if there is no scalar `name` or it is not a non-negative integer
-    /// below 2⁵³.
+    /// [`Error::Mismatch`] if there is no scalar `name` or it is not an integer in
+    /// `0..=`[`MAX_STEPS`](super::MAX_STEPS) (2⁵³ − 1).
     pub fn take_count(&mut self, name: &str) -> Result<u64> {
         let v = self.take_scalar(name)?;
         to_count(name, v)
@@ -168,11 +168,12 @@ impl<F: Float> SlotState<F> {
 }
 
 fn to_count(name: &str, v: f64) -> Result<u64> {
-    if v >= 0.0 && v.fract() == 0.0 && v < 9_007_199_254_740_992.0 {
+    if v >= 0.0 && v.fract() == 0.0 && v <= super::MAX_STEPS as f64 {
         Ok(v as u64)
     } else {
         Err(Error::Mismatch(format!(
-            "saved `{name}` must be a non-negative integer, got {v}"
+            "saved `{name}` must be an integer in 0..=2^53 - 1 ({}), got {v}",
+            super::MAX_STEPS
         )))
     }
 }
@@ -314,9 +315,12 @@ impl<F: Float> OptimizerState<F> {
                 .and_then(|(p, e)| index.get(p).map(|&i| (i, e.to_string())))
                 .ok_or_else(|| bad(format!("`{key}` does not belong to a listed parameter")))
         };
+        // Duplicates are found through a set: a scan of the slot's arrays per array would make a
+        // file of n entries for one parameter cost n² (issue 22: 160,000 entries took hours).
+        let mut seen = HashSet::new();
         for (key, a) in arrays {
             let (i, entry) = split(&key)?;
-            if slots[i].1.arrays.iter().any(|(n, _)| *n == entry) {
+            if !seen.insert(key.clone()) {
                 return Err(bad(format!("array `{key}` appears twice")));
             }
             slots[i].1.arrays.push((entry, a));

@@ -1,5 +1,5 @@
 //! Every loader of the crate, fed one file's bytes: shared by the stable mutation test
-//! (`tests/mutation.rs`) and the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`), which include this
+//! (`tests/it/mutation.rs`) and the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`), which include this
 //! file with `#[path]`.
 //!
 //! A loader may return any error; it must not panic, abort or hang, and a model it returns must
@@ -12,9 +12,14 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array2, Array3};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use recurrent::checkpoint::{load_checkpoint, save_checkpoint};
-use recurrent::optim::{AdamConfig, OptimizerState, SgdConfig};
-use recurrent::{io, Float, Gru, Linear, Lstm, Params, Rnn, StackConfig};
+use recurrent::checkpoint::{
+    load_checkpoint, load_checkpoint_with, save_checkpoint, save_checkpoint_with, UserState,
+};
+use recurrent::optim::{
+    AdamConfig, CosineAnnealingLr, LinearWarmup, LrSchedule, OptimizerState, SequentialLr,
+    SgdConfig,
+};
+use recurrent::{io, Embedding, Float, Gru, Linear, Lstm, Params, Rnn, StackConfig};
 
 /// What a fuzz input is loaded as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,11 +39,15 @@ pub enum Target {
     /// `OptimizerState::from_flat` from a file's tensors and metadata, loaded into SGD and Adam,
     /// then a step.
     OptimState,
+    /// `load_checkpoint_with` into a derived [`Tagger`] (an `Embedding`, a projected LSTM, a
+    /// head) and Adam, with a `UserState`; a schedule advanced to the saved step; one step; then
+    /// save → load must give back the same state bit for bit.
+    Resume,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 7] = [
+    pub const ALL: [Target; 8] = [
         Target::Lstm,
         Target::Gru,
         Target::Rnn,
@@ -46,6 +55,7 @@ impl Target {
         Target::Io,
         Target::Checkpoint,
         Target::OptimState,
+        Target::Resume,
     ];
 
     /// The target's name (the cargo-fuzz target and seed directory).
@@ -58,6 +68,7 @@ impl Target {
             Target::Io => "io",
             Target::Checkpoint => "checkpoint",
             Target::OptimState => "optim_state",
+            Target::Resume => "resume",
         }
     }
 }
@@ -98,6 +109,91 @@ pub fn model<F: Float>() -> (Lstm<F>, Linear<F>) {
         Lstm::new(StackConfig::new(3, 4), &mut rng).expect("a small LSTM"),
         Linear::new(4, 2, &mut rng).expect("a small head"),
     )
+}
+
+/// The model of the `Resume` target, as a user derives it: keys `embed.weight`,
+/// `encoder.weight_ih_l0`, …, `encoder.weight_hr_l0`, `head.weight`, `head.bias`.
+#[derive(Clone, Debug, PartialEq, Params)]
+pub struct Tagger<F: Float> {
+    /// Ids 0..5 → 3 features, padding id 0.
+    pub embed: Embedding<F>,
+    /// An LSTM 3 → 4, projected to 2.
+    pub encoder: Lstm<F>,
+    /// 2 → 2.
+    pub head: Linear<F>,
+}
+
+/// A fresh [`Tagger`].
+pub fn tagger<F: Float>() -> Tagger<F> {
+    let mut rng = StdRng::seed_from_u64(9);
+    Tagger {
+        embed: Embedding::new(5, 3, Some(0), &mut rng).expect("a small embedding"),
+        encoder: Lstm::new(StackConfig::new(3, 4).with_proj_size(2), &mut rng)
+            .expect("a small projected LSTM"),
+        head: Linear::new(2, 2, &mut rng).expect("a small head"),
+    }
+}
+
+/// The schedule a resumed run puts at its saved step: a warm-up, then cosine annealing.
+pub fn schedule() -> SequentialLr {
+    SequentialLr::new(
+        vec![
+            Box::new(LinearWarmup::new(0.01, 0.1, 3).expect("a warm-up")),
+            Box::new(CosineAnnealingLr::new(0.01, 10, 0.001).expect("a cosine")),
+        ],
+        vec![3],
+    )
+    .expect("a sequence")
+}
+
+/// Every weight's bits (NaN compares equal to itself here, unlike `PartialEq`).
+fn weight_bits<F: Float, P: Params<F>>(p: &P) -> Vec<u64> {
+    p.arrays()
+        .iter()
+        .flat_map(|a| a.iter().map(|v| v.as_f64().to_bits()).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The resume path on a loaded checkpoint: run the model, advance a schedule to the saved step
+/// (must return), apply it, take a step (may be refused), save, load back: the same weights,
+/// optimizer state, step and user state.
+fn resume<F: Float>(path: &Path) {
+    let mut m = tagger::<F>();
+    let mut opt = AdamConfig::new(F::from_f64(0.01)).build().expect("Adam");
+    let Ok((step, user)) = load_checkpoint_with(path, &mut m, &mut opt) else {
+        return;
+    };
+    let ids = Array2::<usize>::from_shape_fn((2, 2), |(t, b)| (t + 2 * b) % 5);
+    let x = m
+        .embed
+        .forward(ids.view())
+        .expect("the loaded embedding runs");
+    let (h, _) = m
+        .encoder
+        .infer(x.view(), None, None)
+        .expect("the loaded LSTM runs");
+    m.head.infer(h.view()).expect("the loaded head runs");
+    let mut sched = schedule();
+    sched
+        .advance_to(step)
+        .expect("the crate's schedules reach any epoch");
+    let _ = opt.apply_schedule(&sched);
+    let mut g = m.zeros_like();
+    g.arrays_mut()
+        .iter_mut()
+        .for_each(|a| a.fill(F::from_f64(0.5)));
+    let _ = opt.step(&mut m, &g);
+    let again = path.with_extension("resaved");
+    save_checkpoint_with(&again, &m, &opt, step, &user).expect("a reached state saves");
+    let mut back = tagger::<F>();
+    let mut opt2 = AdamConfig::new(F::from_f64(0.01)).build().expect("Adam");
+    let (step2, user2) =
+        load_checkpoint_with(&again, &mut back, &mut opt2).expect("the crate reads what it wrote");
+    assert_eq!(step2, step);
+    assert_eq!(weight_bits(&back), weight_bits(&m));
+    assert_eq!(format!("{:?}", opt2.state()), format!("{:?}", opt.state()));
+    assert_eq!(format!("{user2:?}"), format!("{user:?}"));
+    let _ = std::fs::remove_file(&again);
 }
 
 fn run_typed<F: Float>(target: Target, path: &Path) {
@@ -152,6 +248,7 @@ fn run_typed<F: Float>(target: Target, path: &Path) {
                 let _ = opt.step(&mut m, &g);
             }
         }
+        Target::Resume => resume::<F>(path),
         Target::OptimState => {
             let Ok(file) = io::read::<F>(path) else {
                 return;
@@ -247,6 +344,23 @@ pub fn crate_seeds(target: Target, dir: &Path) -> Vec<(String, Vec<u8>)> {
         Target::Io => {
             io::save(&model::<f32>(), path("model"), "").unwrap();
         }
+        Target::Resume => {
+            let mut m = tagger::<f32>();
+            let mut g = m.zeros_like();
+            g.arrays_mut().iter_mut().for_each(|a| a.fill(0.1));
+            let mut adam = AdamConfig::new(0.01).build().unwrap();
+            adam.step(&mut m, &g).unwrap();
+            adam.step(&mut m, &g).unwrap();
+            let mut user = UserState::default();
+            user.arrays
+                .insert("ema".into(), ndarray::ArrayD::from_elem(vec![2, 1], 0.25));
+            user.arrays
+                .insert("scalar".into(), ndarray::ArrayD::from_elem(vec![], -1.5));
+            user.metadata.insert("epoch".into(), "7".into());
+            save_checkpoint_with(path("tagger"), &m, &adam, 7, &user).unwrap();
+            // The counters at the bound a checkpoint holds exactly.
+            save_checkpoint_with(path("tagger-late"), &m, &adam, (1 << 53) - 1, &user).unwrap();
+        }
         Target::Checkpoint | Target::OptimState => {
             let mut m = model::<f32>();
             let mut g = m.zeros_like();
@@ -302,6 +416,8 @@ pub fn pytorch_seeds(target: Target) -> &'static [&'static str] {
             "hostile/seeds/model_bf16.safetensors",
             "fixtures/clip_grad_norm.safetensors",
         ],
-        Target::Checkpoint | Target::OptimState => &["fixtures/optim_adam_amsgrad.safetensors"],
+        Target::Checkpoint | Target::OptimState | Target::Resume => {
+            &["fixtures/optim_adam_amsgrad.safetensors"]
+        }
     }
 }

@@ -34,18 +34,7 @@ const MC: usize = 42 * MR;
 /// Columns of a packed block of `b`.
 const NC: usize = 2048;
 
-/// Proof that the CPU has AVX2 and FMA (made only by [`Avx2::detect`]), and the AVX2
-/// [`Kernel`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Avx2(());
-
-impl Avx2 {
-    /// `Some` if the CPU has AVX2 and FMA.
-    #[inline]
-    pub(crate) fn detect() -> Option<Avx2> {
-        (std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
-            .then_some(Avx2(()))
-    }
-}
+// The proof that the CPU has the level's features (`crate::isa`) is also the kernel's type.
+pub(crate) use crate::isa::Avx2;
 
 super::kernel::isa_gemm!(Avx2, "avx2,fma", "AVX2 and FMA");

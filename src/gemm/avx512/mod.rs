@@ -1,13 +1,12 @@
 //! The `f32` GEMM for CPUs with AVX-512F: tile sizes (matrixmultiply's `archparam`), the
-//! register-tile kernel ([`kernel`]), the few-rows kernels ([`row`]) and the entry points.
+//! register-tile kernel ([`kernel`]), the few-rows kernels with the 16×16 transpose ([`row`])
+//! and the entry points (written by `isa_gemm!` of [`super::kernel`]).
 //!
-//! [`Avx512`] is a zero-sized proof that the CPU has AVX-512F: it is made only by
-//! [`Avx512::detect`], so the entry points that take it are safe functions.
-//!
-//! A second instruction set (AVX2, say) is a sibling folder with the same shape: a proof type
-//! with `detect`, its tile sizes and a `kernel.rs`, and an `impl Kernel` that hands both to the
-//! shared [`super::driver`]; packing and threading are shared. [`super::isa`] then tries it after
-//! AVX-512.
+//! [`Avx512`] is the zero-sized proof of [`crate::isa`] that the CPU has AVX-512F, AVX2 and FMA:
+//! it is made only by [`Avx512::detect`], so the entry points that take it are safe functions.
+//! Blocking, packing and threading are the shared [`super::driver`], [`super::pack`] and
+//! [`super::threading`]; only the kernels and the tile sizes are this folder's (as in
+//! [`super::avx2`], its sibling of the same shape).
 
 mod kernel;
 mod row;
@@ -35,17 +34,7 @@ const MC: usize = 42 * MR;
 /// Columns of a packed block of `b`.
 const NC: usize = 2048;
 
-/// Proof that the CPU has AVX-512F (made only by [`Avx512::detect`]), and the AVX-512
-/// [`Kernel`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Avx512(());
-
-impl Avx512 {
-    /// `Some` if the CPU has AVX-512F.
-    #[inline]
-    pub(crate) fn detect() -> Option<Avx512> {
-        std::is_x86_feature_detected!("avx512f").then_some(Avx512(()))
-    }
-}
+// The proof that the CPU has the level's features (`crate::isa`) is also the kernel's type.
+pub(crate) use crate::isa::Avx512;
 
 super::kernel::isa_gemm!(Avx512, "avx512f", "AVX-512F");
