@@ -1,8 +1,8 @@
 //! Criterion benchmarks of the performance issue's reference shapes, f32, time-major.
 //!
 //! ```text
-//! cargo bench --bench layers                 # everything, a few minutes
-//! cargo bench --bench layers -- lstm/S2      # a filter (criterion's regex over the ids)
+//! cargo bench -p recurrent-benches --bench layers              # everything, a few minutes
+//! cargo bench -p recurrent-benches --bench layers -- lstm/S2   # a filter (criterion's regex)
 //! ```
 //!
 //! | shape | B | T | I | H | mode |

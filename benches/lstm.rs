@@ -1,6 +1,7 @@
 //! LSTM forward (inference and training) and forward + backward, f32, time-major.
 //!
-//! `cargo bench --bench lstm`. Shape S2 of the performance issue: B=32, T=100, I=128, H=256.
+//! `cargo bench -p recurrent-benches --bench lstm`. Shape S2 of the performance issue: B=32,
+//! T=100, I=128, H=256.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array3;

@@ -136,7 +136,12 @@ pub use recurrent_derive::Params;
 #[doc(hidden)]
 pub mod __private {
     pub use ndarray::{ArrayViewD, ArrayViewMutD};
+
+    #[cfg(debug_assertions)]
+    pub use crate::monomorph::entry_points;
 }
+#[cfg(debug_assertions)]
+mod monomorph;
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

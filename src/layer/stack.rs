@@ -290,7 +290,7 @@ impl<C> RecurrentStack<C> {
     }
 
     #[allow(clippy::type_complexity)]
-    fn run<F: Float>(
+    pub(crate) fn run<F: Float>(
         &self,
         x: ArrayView3<'_, F>,
         init: Option<&Stacked<F, C>>,
@@ -453,7 +453,7 @@ impl<C> RecurrentStack<C> {
         fn backward_params;
     }
 
-    fn backward_impl<F: Float>(
+    pub(crate) fn backward_impl<F: Float>(
         &self,
         tape: &StackTape<F, C::Tape>,
         d_output: Option<ArrayView3<'_, F>>,
