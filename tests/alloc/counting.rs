@@ -1,11 +1,15 @@
 //! A global allocator that measures one region of code at a time: the allocations it makes and
 //! the peak of the bytes it holds, on the thread that runs it and on the crate's worker threads
-//! (the `recurrent-*` pool that runs batch shards and directions), and nothing else.
+//! (the `recurrent-*` pool that runs batch shards and directions) while they run work, and
+//! nothing else.
 //!
 //! Other threads of the process (libtest's main thread printing and timing, a test harness thread,
-//! threads of other pools) are not counted, whatever the machine's load does to their timing. The
-//! tests of this binary take [`exclusive`] so that only one of them uses the crate's pool at a
-//! time: the workers' allocations during a region are then the measured code's.
+//! threads of other pools) are not counted, whatever the machine's load does to their timing; nor
+//! is a worker that is starting or exiting (outside rayon's work loop: a pool dropped when the
+//! thread count changed exits in the background, and its threads' clean-up allocates, at a time
+//! that depends on the machine's load). The tests of this binary take [`exclusive`] so that only
+//! one of them uses the crate's pool at a time: the workers' allocations during a region are
+//! then the measured code's.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -63,7 +67,10 @@ fn counted() -> bool {
         }
         r => r,
     };
-    role == Role::Worker
+    // A worker counts while it is inside rayon's work loop (running or looking for jobs), not
+    // while it starts or exits: `current_thread_index` reads a constant-initialised thread-local
+    // pointer (no allocation, no destructor), set only inside that loop.
+    role == Role::Worker && rayon::current_thread_index().is_some()
 }
 
 fn grow(n: usize) {
