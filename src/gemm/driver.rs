@@ -53,18 +53,16 @@ pub(crate) fn with_buffers<R>(f: impl FnOnce(&mut Buffers) -> R) -> R {
     BUFFERS.with_borrow_mut(f)
 }
 
-/// `c (+)= a·b`: `a (m, k)`, `b (k, n)`, `c (m, n)`, any strides, on the calling thread.
-///
-/// # Safety
-///
-/// The CPU must support the instructions `Ke`'s kernel is compiled for ([`Kernel::tile`]'s
-/// first condition; the others this function meets).
+/// `c (+)= a·b`: `a (m, k)`, `b (k, n)`, `c (m, n)`, any strides, on the calling thread, with
+/// the kernel of `ke` (whose value proves that the CPU has its instructions). Compiled where it
+/// is called (`#[inline(always)]`): inside the instruction set's `#[target_feature]` function.
 ///
 /// # Panics
 ///
 /// If the shapes do not fit together.
 #[inline(always)]
-pub(crate) unsafe fn run<Ke: Kernel>(
+pub(crate) fn run<Ke: Kernel>(
+    ke: Ke,
     a: ArrayView2<'_, f32>,
     b: Rhs<'_, Ke>,
     c: ArrayViewMut2<'_, f32>,
@@ -139,20 +137,18 @@ pub(crate) unsafe fn run<Ke: Kernel>(
                                 // ic+ir+min(i, mr-1) < ic+mc <= m, column pc < k.
                                 unsafe { a.at(ic + ir + i.min(mr - 1), pc) }
                             });
-                            // SAFETY: the CPU supports the kernel (this function's contract);
-                            // row pointer i is row ic+ir+min(i, mr-1) of a from column pc, whose
+                            // SAFETY: row pointer i is row ic+ir+min(i, mr-1) of a from column pc, whose
                             // kc values are contiguous (unit column stride) and inside a
                             // (pc+kc <= k); bpanel is a `kc · NR` slice; the tile is `mr × nr`
                             // with 1 <= mr <= MR and 1 <= nr <= NR.
-                            unsafe { Ke::tile::<false>(kc, rows, bpanel, tile, mr, nr, acc) };
+                            unsafe { ke.tile::<false>(kc, rows, bpanel, tile, mr, nr, acc) };
                         } else {
                             let apanel = abuf.as_slice()[ir * kc..(ir + mr_tile) * kc].as_ptr();
                             let rows = Ke::rows(|_| apanel);
-                            // SAFETY: the CPU supports the kernel (this function's contract);
-                            // apanel and bpanel are packed panels of `kc · MR` and `kc · NR`
+                            // SAFETY: apanel and bpanel are packed panels of `kc · MR` and `kc · NR`
                             // values (slices of the buffers); the tile is `mr × nr` with
                             // 1 <= mr <= MR and 1 <= nr <= NR.
-                            unsafe { Ke::tile::<true>(kc, rows, bpanel, tile, mr, nr, acc) };
+                            unsafe { ke.tile::<true>(kc, rows, bpanel, tile, mr, nr, acc) };
                         }
                     }
                 }

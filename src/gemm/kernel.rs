@@ -1,11 +1,12 @@
 //! The interface between the blocking driver and an instruction set: its register-tile kernel
-//! and tile sizes.
+//! and tile sizes, and `isa_gemm!`, which writes an instruction set's entry points from its
+//! [`Lanes`](super::lanes::Lanes) and tile sizes.
 
 use super::mat::MatMut;
 
 /// One instruction set's register-tile kernel and its tile sizes (matrixmultiply's
 /// `GemmKernel` + `archparam`).
-pub(crate) trait Kernel {
+pub(crate) trait Kernel: Copy {
     /// Rows of the register tile.
     const MR: usize;
     /// Columns of the register tile.
@@ -31,12 +32,12 @@ pub(crate) trait Kernel {
     ///
     /// # Safety
     ///
-    /// The CPU must support the instructions the kernel is compiled for. `a` must be as above,
-    /// each pointer valid for reading the values it stands for; `b` must be valid for reading
-    /// `kc · NR` values; `1 <= mr <= MR`, `1 <= nr <= NR`, and `c` must have at least `mr` rows
-    /// and `nr` columns.
+    /// `a` must be as above, each pointer valid for reading the values it stands for; `b` must
+    /// be valid for reading `kc · NR` values; `1 <= mr <= MR`, `1 <= nr <= NR`, and `c` must
+    /// have at least `mr` rows and `nr` columns. (The CPU's instructions are proved by `self`.)
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const PACKED: bool>(
+        self,
         kc: usize,
         a: Self::Rows,
         b: *const f32,
@@ -47,11 +48,12 @@ pub(crate) trait Kernel {
     );
 }
 
-/// Writes an instruction set's entry points over the shared driver, in the module of its
-/// zero-sized proof type `$isa` (which has `detect`): `$isa::gemm` (a raw `b` splits its columns
-/// over the threads), the `PackedB` alias, `impl Kernel for $isa` from the module's tile sizes
-/// `MR`, `NR`, `KC`, `MC`, `NC` and its `kernel::kernel`, and the driver compiled with the target
-/// features `$features` (`$cpu` names them in the docs).
+/// Writes an instruction set's entry points over the shared driver and kernels, in the module of
+/// its proof type `$isa` (a [`Lanes`](super::lanes::Lanes)): `$isa::gemm` (a raw `b` splits its
+/// columns over the threads), the `PackedB` and `RowPanels` aliases, `impl Kernel for $isa` from
+/// the module's tile sizes `MR`, `NV`, `KC`, `MC`, `NC` and the generic [`tile`](super::tile),
+/// and the driver and the few-rows kernels compiled with the target features `$features` (`$cpu`
+/// names them in the docs). These `#[target_feature]` functions are the GEMM's only ones.
 macro_rules! isa_gemm {
     ($isa:ident, $features:literal, $cpu:literal) => {
         impl $isa {
@@ -73,11 +75,11 @@ macro_rules! isa_gemm {
                     Rhs::Raw(b) => threading::split_columns(a, b, c, NR, |a, b, c| {
                         // SAFETY: a function compiled for this instruction set needs a CPU that
                         // has it, which `self` proves.
-                        unsafe { gemm_on_this_thread(a, Rhs::Raw(b), c, accumulate) }
+                        unsafe { gemm_on_this_thread(self, a, Rhs::Raw(b), c, accumulate) }
                     }),
                     // SAFETY: as above.
                     Rhs::Packed(p) => unsafe {
-                        gemm_on_this_thread(a, Rhs::Packed(p), c, accumulate)
+                        gemm_on_this_thread(self, a, Rhs::Packed(p), c, accumulate)
                     },
                 }
             }
@@ -85,6 +87,8 @@ macro_rules! isa_gemm {
 
         /// A right-hand side packed once in this kernel's panels.
         pub(crate) type PackedB = pack::PackedB<$isa>;
+        /// A right-hand side laid out once for the few-rows kernel.
+        pub(crate) type RowPanels = row::RowPanels<$isa>;
 
         impl Kernel for $isa {
             const MR: usize = MR;
@@ -102,6 +106,7 @@ macro_rules! isa_gemm {
 
             #[inline(always)]
             unsafe fn tile<const PACKED: bool>(
+                self,
                 kc: usize,
                 a: Self::Rows,
                 b: *const f32,
@@ -110,15 +115,42 @@ macro_rules! isa_gemm {
                 nr: usize,
                 accumulate: bool,
             ) {
-                // SAFETY: `kernel` has the same contract as `tile`, which our caller meets
-                // (with `ROWS` = 1 only when `mr` is 1).
+                // SAFETY: `tile::tile` has the same contract as `Kernel::tile`, which our caller
+                // meets (with `ROWS` = 1 only when `mr` is 1).
                 unsafe {
                     if mr == 1 {
-                        kernel::kernel::<PACKED, 1>(kc, a, b, c, mr, nr, accumulate)
+                        tile::tile::<$isa, MR, NV, PACKED, 1>(self, kc, a, b, c, mr, nr, accumulate)
                     } else {
-                        kernel::kernel::<PACKED, MR>(kc, a, b, c, mr, nr, accumulate)
+                        tile::tile::<$isa, MR, NV, PACKED, MR>(self, kc, a, b, c, mr, nr, accumulate)
                     }
                 }
+            }
+        }
+
+        impl row::RowKernels for $isa {
+            fn lay_out(self, b: MatRef<'_>) -> (Aligned, (usize, usize)) {
+                #[target_feature(enable = $features)]
+                fn lay_out_here(isa: $isa, b: MatRef<'_>) -> (Aligned, (usize, usize)) {
+                    row::lay_out(isa, b)
+                }
+                // SAFETY: a function compiled for this instruction set needs a CPU that has it,
+                // which `self` proves.
+                unsafe { lay_out_here(self, b) }
+            }
+
+            fn few_rows(self, a: MatRef<'_>, b: &RowPanels, c: MatMut<'_>, accumulate: bool) {
+                #[target_feature(enable = $features)]
+                fn few_rows_here(
+                    isa: $isa,
+                    a: MatRef<'_>,
+                    b: &RowPanels,
+                    c: MatMut<'_>,
+                    accumulate: bool,
+                ) {
+                    row::small_m(isa, a, b, c, accumulate)
+                }
+                // SAFETY: as above.
+                unsafe { few_rows_here(self, a, b, c, accumulate) }
             }
         }
 
@@ -129,6 +161,7 @@ macro_rules! isa_gemm {
         /// If the shapes do not fit together.
         #[target_feature(enable = $features)]
         fn gemm_on_this_thread(
+            isa: $isa,
             a: ArrayView2<'_, f32>,
             b: Rhs<'_, $isa>,
             c: ArrayViewMut2<'_, f32>,
@@ -136,11 +169,7 @@ macro_rules! isa_gemm {
         ) {
             // The closure inherits this function's target features, so `run` and the kernel
             // compile (and inline) for them.
-            driver::with_buffers(|bufs| {
-                // SAFETY: `run` needs a CPU with the kernel's instructions; this function is
-                // compiled for them, so it only runs on such a CPU.
-                unsafe { driver::run::<$isa>(a, b, c, accumulate, bufs) }
-            })
+            driver::with_buffers(|bufs| driver::run::<$isa>(isa, a, b, c, accumulate, bufs))
         }
     };
 }

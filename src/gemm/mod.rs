@@ -60,12 +60,18 @@ mod driver;
 #[cfg(target_arch = "x86_64")]
 mod kernel;
 #[cfg(target_arch = "x86_64")]
+mod lanes;
+#[cfg(target_arch = "x86_64")]
 mod mat;
 #[cfg(target_arch = "x86_64")]
 mod pack;
+#[cfg(target_arch = "x86_64")]
+mod row;
 #[cfg(test)]
 mod tests;
 mod threading;
+#[cfg(target_arch = "x86_64")]
+mod tile;
 
 #[cfg(target_arch = "x86_64")]
 use driver::Rhs;
