@@ -19,6 +19,9 @@ Usage (from the repository root; any Python 3 works, PyTorch is run with ``--pyt
     python3 scripts/compare_bench.py --scaling --shape S2,S3
     # compare two saved outputs
     python3 scripts/compare_bench.py --rust out/bench/rust.txt --torch out/bench/torch.txt
+    # before and after a change: a bench executable built from the earlier commit, interleaved
+    # case by case with the current one and PyTorch
+    python3 scripts/compare_bench.py --baseline /tmp/before/release/examples/bench
 
 ``--reps``, ``--only`` and ``--shape`` are passed to both benchmarks. ``--threads N`` gives both
 sides N threads; without it (or with 0) both use all cores: the crate its default
@@ -308,6 +311,27 @@ def print_scaling(r1, rn, t1, tn, n, markdown):
         print(f"speed-up = median time at 1 thread / at {n} threads; ratio = PyTorch / recurrent")
 
 
+def print_baseline(b, r, t, markdown):
+    """Before (the baseline executable) and after, each against PyTorch."""
+    print()
+    print(
+        "| case | before ms | after ms | before / after | PyTorch ms "
+        "| ratio before (PyTorch / recurrent) | ratio after |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label in r:
+        x, y, z = b.get(label), r.get(label), t.get(label)
+        cells = [f"{c['median_ms']:.3f}" if c else "-" for c in (x, y)]
+        cells.append(f"{x['median_ms'] / y['median_ms']:.3f}" if x and y else "-")
+        cells.append(f"{z['median_ms']:.3f}" if z else "-")
+        for c in (x, y):
+            cells.append(f"{z['median_ms'] / c['median_ms']:.2f}x" if c and z else "-")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    if not markdown:
+        print()
+        print("before / after > 1: the current build is faster than the baseline (medians)")
+
+
 def comments(text, prefix):
     seen, out = set(), []
     for line in text.splitlines():
@@ -360,6 +384,11 @@ def main():
         action="store_true",
         help="run 1 thread and --threads (default all cores) interleaved; print both speed-ups",
     )
+    p.add_argument(
+        "--baseline",
+        help="a bench executable built from another commit: run it too, interleaved (before, "
+        "after, PyTorch per case), and print before/after and both ratios",
+    )
     p.add_argument("--out-dir", help="save the raw outputs as rust.txt and torch.txt here")
     args = p.parse_args()
     if args.threads < 0:
@@ -368,6 +397,8 @@ def main():
         args.torch_isa = TORCH_ISA_FOR[args.isa]
     if args.scaling and (args.rust or args.torch or not args.interleave):
         p.error("--scaling runs both benchmarks interleaved; it cannot read files")
+    if args.baseline and (args.rust or args.torch or not args.interleave or args.scaling):
+        p.error("--baseline runs interleaved; it cannot read files or be combined with --scaling")
 
     n = args.threads or all_cores()
     # The crate gets 0 for "all cores" (its own default), PyTorch the explicit count.
@@ -399,6 +430,30 @@ def main():
             print("\n".join(comments(t1_text + tn_text, "PyTorch:")))
         r1, rn, t1, tn = map(parse, (r1_text, rn_text, t1_text, tn_text))
         print_scaling(r1, rn, t1, tn, n, args.markdown)
+        return
+
+    if args.baseline:
+        exe = build_rust()
+        base_text, rust_text, torch_text = "", "", ""
+        for net, shape in selected_cases(args):
+            sel = case_flags(args, net, shape)
+            rflags = ["--threads", str(rust_threads), "--isa", args.isa, *sel]
+            base_text += run([args.baseline, *rflags], "recurrent (baseline)", rust_env)
+            rust_text += run([exe, *rflags], "recurrent", rust_env)
+            torch_text += run([*torch_cmd, "--threads", str(torch_threads), *sel], "PyTorch", torch_env)
+        if args.out_dir:
+            out = pathlib.Path(args.out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "baseline.txt").write_text(base_text)
+            (out / "rust.txt").write_text(rust_text)
+            (out / "torch.txt").write_text(torch_text)
+        for line in header(args, rust_text, torch_text, probe, torch_threads):
+            print("- " + line.lstrip("# ") if args.markdown else line)
+        print(("- " if args.markdown else "# ") + f"baseline: {args.baseline}")
+        if not args.markdown:
+            print("\n".join(comments(rust_text, "recurrent:")))
+            print("\n".join(comments(torch_text, "PyTorch:")))
+        print_baseline(parse(base_text), parse(rust_text), parse(torch_text), args.markdown)
         return
 
     common = ["--threads", str(rust_threads), "--isa", args.isa]

@@ -180,13 +180,20 @@ pub trait CellInit<F: Float>: Cell<F> + Sized {
         Self::cell_from_weights(weights, Nonlinearity::Tanh)
     }
 
+    /// What [`CellInit::step_into`] keeps between steps (buffers, weights laid out once): the
+    /// built-in cells' [`StepScratch`]; a cell of your own may use `()` and allocate in
+    /// `step_into`, or keep buffers of its own.
+    type Scratch<'w>: Send
+    where
+        Self: 'w;
+
     /// Buffers for [`CellInit::step_into`] over `batch` rows, with the recurrent weights laid
     /// out once. [`Stream`](crate::layer::Stream) keeps one per layer.
     ///
     /// # Errors
     ///
     /// [`Error::OutOfMemory`](crate::Error::OutOfMemory) if the buffers cannot be allocated.
-    fn step_scratch(&self, batch: usize) -> Result<StepScratch<'_, F>>;
+    fn step_scratch(&self, batch: usize) -> Result<Self::Scratch<'_>>;
 
     /// One step of every row of `state` by the input `x` `(B, I)`, written into `next` (shaped
     /// like `state`: `h` `(B, output_size)`, `c` `(B, H)`), with `scratch`'s buffers: the same
@@ -199,7 +206,7 @@ pub trait CellInit<F: Float>: Cell<F> + Sized {
     /// shapes above.
     fn step_into(
         &self,
-        scratch: &mut StepScratch<'_, F>,
+        scratch: &mut Self::Scratch<'_>,
         x: ArrayView2<'_, F>,
         state: &Self::State,
         next: &mut Self::State,
@@ -253,6 +260,11 @@ impl<F: Float, C: EngineCell<Elem = F>> CellInit<F> for C {
         let weights = weights.checked(<C as EngineCell>::GATES)?;
         Ok(C::assemble_with_bias(weights, Nonlinearity::Tanh, bias))
     }
+
+    type Scratch<'w>
+        = StepScratch<'w, F>
+    where
+        C: 'w;
 
     fn step_scratch(&self, batch: usize) -> Result<StepScratch<'_, F>> {
         StepScratch::new::<C>(self.weights(), batch)

@@ -4,7 +4,7 @@ use ndarray::ArrayView2;
 
 use super::stack::RecurrentStack;
 use super::unit::unstack_or_zeros;
-use crate::cell::{CellInit, Stacked, State, StepScratch};
+use crate::cell::{CellInit, Stacked, State};
 use crate::error::{shape_err, Error, Result};
 use crate::float::Float;
 
@@ -59,13 +59,15 @@ use crate::float::Float;
 /// ```
 pub struct Stream<'a, F: Float, C: CellInit<F>> {
     /// Each layer's cell and its buffers.
-    layers: Vec<(&'a C, StepScratch<'a, F>)>,
+    layers: Vec<(&'a C, C::Scratch<'a>)>,
     /// Each layer's state after the last step.
     states: Vec<C::State>,
     /// Each layer's next state, written by a step and then swapped with `states`.
     spare: Vec<C::State>,
     /// `(hidden_size, output width)` of every layer's state.
     widths: (usize, usize),
+    /// Sequences per step.
+    batch: usize,
 }
 
 impl<F: Float, C: CellInit<F>> std::fmt::Debug for Stream<'_, F, C> {
@@ -114,6 +116,7 @@ impl<C> RecurrentStack<C> {
             spare: zeros.clone(),
             states: zeros,
             widths,
+            batch,
         })
     }
 }
@@ -121,7 +124,7 @@ impl<C> RecurrentStack<C> {
 impl<'a, F: Float, C: CellInit<F>> Stream<'a, F, C> {
     /// Sequences per step `B`.
     pub fn batch(&self) -> usize {
-        self.layers[0].1.batch()
+        self.batch
     }
 
     /// Advances every layer by one step of input `x` `(B, I)`; returns the last layer's new
