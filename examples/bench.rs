@@ -44,7 +44,9 @@
 //! runs a warm-up (at least one call and at least ~0.3 s), then the timed repetitions. `--reps N`
 //! fixes the repetitions for every case; by default each case gets about 6 s (`BUDGET_S`; at
 //! least 5 and at most 2000 repetitions, estimated from the warm-up), so the whole run takes one to
-//! two minutes on a 2-core machine.
+//! two minutes on a 2-core machine. `--warmup N` runs exactly `N` warm-up calls instead (with
+//! `--reps`, every count is then fixed: what `valgrind --tool=callgrind` needs to compare two
+//! builds instruction for instruction).
 //!
 //! `--threads N` calls [`recurrent::runtime::set_num_threads`] (batch shards, the two directions
 //! of a bidirectional layer and big products spread over that many threads); `0` or no flag means
@@ -117,6 +119,8 @@ struct Args {
     input_grad: bool,
     /// `--batch N`: every shape with `N` sequences instead of its own batch size.
     batch: Option<usize>,
+    /// `--warmup N`: exactly `N` warm-up calls instead of ~0.3 s of them.
+    warmup: Option<u32>,
 }
 
 fn parse_args() -> Args {
@@ -128,6 +132,7 @@ fn parse_args() -> Args {
         isa: None,
         input_grad: false,
         batch: None,
+        warmup: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -151,6 +156,13 @@ fn parse_args() -> Args {
                     usage("--reps must be at least 1");
                 }
                 args.reps = Some(n);
+            }
+            "--warmup" => {
+                let v = value();
+                args.warmup = Some(
+                    v.parse()
+                        .unwrap_or_else(|_| usage(&format!("--warmup {v}: not a count"))),
+                );
             }
             "--threads" => {
                 let v = value();
@@ -184,19 +196,32 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: cargo run --release --example bench -- [--only lstm,gru,rnn,bilstm2,gemm] \
          [--shape S1,S2,S3] [--reps N] [--threads N (0 = all cores)] \
-         [--isa avx512|avx2|portable|native] [--input-grad] [--batch N]"
+         [--isa avx512|avx2|portable|native] [--input-grad] [--batch N] [--warmup N]"
     );
     std::process::exit(if msg.is_empty() { 0 } else { 2 });
 }
+
+/// `--warmup N`, set once by `main`.
+static WARMUP_CALLS: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
 
 /// Runs `f` for the warm-up, then `reps` (or a budget-derived count of) timed repetitions.
 /// Returns the sorted times in milliseconds.
 fn time_it(reps: Option<usize>, mut f: impl FnMut()) -> Vec<f64> {
     let start = Instant::now();
     let mut warm = 0u32;
-    while warm == 0 || start.elapsed() < Duration::from_secs_f64(WARMUP_S) {
-        f();
-        warm += 1;
+    match WARMUP_CALLS.get().copied().flatten() {
+        Some(n) => {
+            for _ in 0..n {
+                f();
+            }
+            warm = n.max(1);
+        }
+        None => {
+            while warm == 0 || start.elapsed() < Duration::from_secs_f64(WARMUP_S) {
+                f();
+                warm += 1;
+            }
+        }
     }
     let per_call = start.elapsed().as_secs_f64() / f64::from(warm);
     let reps = reps.unwrap_or_else(|| ((BUDGET_S / per_call).ceil() as usize).clamp(5, 2000));
@@ -355,6 +380,7 @@ fn choose_isa(name: Option<&str>) -> String {
 
 fn main() {
     let args = parse_args();
+    WARMUP_CALLS.get_or_init(|| args.warmup);
     let isa_source = choose_isa(args.isa.as_deref());
     recurrent::runtime::set_num_threads(args.threads);
     let threads = recurrent::runtime::num_threads();

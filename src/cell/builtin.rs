@@ -117,8 +117,9 @@ impl<F: Float, C: EngineCell<Elem = F>> Cell<F> for C {
     }
 }
 
-/// A cell type a [`RecurrentStack`](crate::RecurrentStack) can build: [`RnnCell`](super::RnnCell),
-/// [`LstmCell`](super::LstmCell), [`GruCell`](super::GruCell).
+/// A cell type a [`RecurrentStack`](crate::RecurrentStack) can build, load, save and stream: the
+/// built-in cells, and a cell of your own that implements it (see the module's table, "Which
+/// layers a cell gets", and `tests/it/user_cell.rs` in the repository for a whole example).
 pub trait CellInit<F: Float>: Cell<F> + Sized {
     /// Gates stacked in the weights (1 RNN, 4 LSTM, 3 GRU).
     const GATES: usize;

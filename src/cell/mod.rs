@@ -15,17 +15,20 @@
 //!
 //! # Which layers a cell gets
 //!
-//! | layer | built-in cells | a cell you write (implementing [`Cell`]) |
-//! |---|---|---|
-//! | [`Recurrent`](crate::Recurrent), [`Bidirectional`](crate::Bidirectional) | yes | yes |
-//! | [`RecurrentStack`](crate::RecurrentStack), [`Stream`](crate::Stream), `load_safetensors` | yes | no: they need [`CellInit`] |
-//! | [`crate::io::save`], [`crate::io::load`] (through [`Params`]) | yes | yes |
+//! | layer | built-in cells | a cell you write implementing [`Cell`] | … and [`CellInit`] |
+//! |---|---|---|---|
+//! | [`Recurrent`](crate::Recurrent), [`Bidirectional`](crate::Bidirectional) | yes | yes | yes |
+//! | [`crate::io::save`], [`crate::io::load`] (through [`Params`]) | yes | yes | yes |
+//! | [`RecurrentStack`](crate::RecurrentStack) (build, `load_safetensors`, `save_safetensors`), [`Stream`](crate::Stream) | yes | no | yes |
 //!
-//! [`CellInit`] (how a stack makes, streams and loads its cells) is implemented by the crate's
-//! cells only: a stack of your own cells is a `Vec` of [`Recurrent`](crate::Recurrent) layers
-//! you chain yourself. The built-in cells are written against the crate's private engine
-//! contract, which is how a new cell kind joins the crate with every layer, its sequence path,
-//! batch sharding and instruction-set paths: see `docs/ARCHITECTURE.md`, "Add a cell".
+//! [`CellInit`] is how a stack makes its cells (from sizes, or from PyTorch-layout
+//! [`CellWeights`] read from a file) and streams them ([`CellInit::step_into`], with buffers of
+//! the cell's own choice, [`CellInit::Scratch`]; `()` and a step that allocates will do). A cell
+//! of your own gets the plain step-by-step sequence loops ([`forward_steps`],
+//! [`backward_steps`]) unless it writes faster ones. The built-in cells are written against the
+//! crate's private engine contract, which gives them the fused sequence path, batch sharding and
+//! the instruction-set paths; a new cell kind joins the crate that way: see
+//! `docs/ARCHITECTURE.md`, "Add a cell".
 //!
 //! A [`Schedule`] says in which direction a sequence is walked and where each sequence of a
 //! padded batch ends (PyTorch's packed-sequence semantics).

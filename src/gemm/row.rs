@@ -77,12 +77,21 @@ pub(crate) fn lay_out<L: Lanes>(l: L, b: MatRef<'_>) -> (Aligned, (usize, usize)
             }
             continue;
         }
-        // Column by column, reading down each column (contiguous for a column-major b), in
-        // T×T blocks turned in registers where the instruction set has a transpose.
-        let step = t.max(1);
-        for q0 in (0..cols).step_by(step) {
-            for p0 in (0..k).step_by(step) {
-                if t > 0 && b.rs() == 1 && q0 + t <= cols && p0 + t <= k {
+        if t == 0 {
+            // Column by column, reading down each column (contiguous for a column-major b).
+            for q in 0..cols {
+                for p in 0..k {
+                    // SAFETY: `at` needs (p, j0+q) inside b: p < k, j0+q < j0+cols <= n.
+                    panel[p * w + q] = unsafe { *b.at(p, j0 + q) };
+                }
+            }
+            continue;
+        }
+        // T×T blocks at a time: turned in registers when the block is whole and the source
+        // contiguous down its columns, element by element otherwise.
+        for q0 in (0..cols).step_by(t) {
+            for p0 in (0..k).step_by(t) {
+                if b.rs() == 1 && q0 + t <= cols && p0 + t <= k {
                     // SAFETY: `at` needs (p0, j0+q0) inside b (p0 < k, j0+q0 < j0+cols <= n);
                     // columns j0+q0..j0+q0+T are cs apart, each T contiguous values of rows
                     // p0..p0+T <= k (unit row stride); the destination rows p0..p0+T of the
@@ -93,8 +102,8 @@ pub(crate) fn lay_out<L: Lanes>(l: L, b: MatRef<'_>) -> (Aligned, (usize, usize)
                     }
                     continue;
                 }
-                for q in q0..(q0 + step).min(cols) {
-                    for p in p0..(p0 + step).min(k) {
+                for q in q0..(q0 + t).min(cols) {
+                    for p in p0..(p0 + t).min(k) {
                         // SAFETY: `at` needs (p, j0+q) inside b: p < k, j0+q < j0+cols <= n.
                         panel[p * w + q] = unsafe { *b.at(p, j0 + q) };
                     }

@@ -31,3 +31,4 @@ mod stack;
 mod stream;
 mod threads;
 mod training;
+mod user_cell;
