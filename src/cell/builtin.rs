@@ -300,7 +300,7 @@ impl<F: Float, C: EngineCell<Elem = F>> CellInit<F> for C {
 /// `Ok` unless a projection is asked of a cell without one (only an LSTM has `proj_size`).
 fn check_projection<C: EngineCell>(projected: bool) -> Result<()> {
     if projected && !C::PROJECTION {
-        let name = engine::type_name(C::KIND);
+        let name = C::TYPE_NAME;
         return Err(crate::Error::InvalidConfig(format!(
             "proj_size (weight_hr) applies to Lstm only; {name} has no output projection"
         )));

@@ -65,6 +65,7 @@ impl<F: Float> EngineCell for GruCell<F> {
     type State = Array2<F>;
     const GATES: usize = 3;
     const KIND: &'static str = "GRU";
+    const TYPE_NAME: &'static str = "Gru";
     const SEPARATE_REC: bool = true;
 
     fn aux_width(hidden: usize) -> usize {

@@ -169,6 +169,15 @@ impl<F: Float> EngineCell for LayerNormLstmCell<F> {
     type State = LstmState<F>;
     const GATES: usize = 4;
     const KIND: &'static str = "LayerNormLSTM";
+    const TYPE_NAME: &'static str = "LayerNormLstm";
+    const OWN_NAMES: &'static [&'static str] = &[
+        "ln_ih_weight",
+        "ln_ih_bias",
+        "ln_hh_weight",
+        "ln_hh_bias",
+        "ln_c_weight",
+        "ln_c_bias",
+    ];
     const SEPARATE_REC: bool = true;
     const BIAS_KEY: &'static str = "ln_ih_bias";
 
@@ -210,16 +219,11 @@ impl<F: Float> EngineCell for LayerNormLstmCell<F> {
 
     fn own_layout(&self) -> Vec<(&'static str, usize)> {
         let (h4, h) = (4 * self.weights.hidden_size(), self.weights.hidden_size());
-        let all = [
-            ("ln_ih_weight", h4),
-            ("ln_ih_bias", h4),
-            ("ln_hh_weight", h4),
-            ("ln_hh_bias", h4),
-            ("ln_c_weight", h),
-            ("ln_c_bias", h),
-        ];
-        all.into_iter()
+        Self::OWN_NAMES
+            .iter()
+            .zip([h4, h4, h4, h4, h, h])
             .filter(|(name, _)| self.bias || !name.ends_with("_bias"))
+            .map(|(&name, width)| (name, width))
             .collect()
     }
 

@@ -152,6 +152,7 @@ impl<F: Float> EngineCell for LstmCell<F> {
     type State = LstmState<F>;
     const GATES: usize = 4;
     const KIND: &'static str = "LSTM";
+    const TYPE_NAME: &'static str = "Lstm";
     const SEPARATE_REC: bool = false;
     const PROJECTION: bool = true;
 

@@ -43,6 +43,11 @@ mod stream;
 mod weights;
 
 pub use builtin::CellInit;
+
+/// The own parameters' names of every built-in cell that has any (beyond PyTorch's five), so
+/// that weight files know them as cell parameters: one line per such cell.
+pub(crate) const OWN_NAMES: &[&[&str]] =
+    &[<LayerNormLstmCell<f32> as engine::EngineCell>::OWN_NAMES];
 pub use engine::{Schedule, SequenceTape, StepCache};
 pub use gru::GruCell;
 pub use layernorm::{LayerNormLstmCell, LAYER_NORM_EPS};

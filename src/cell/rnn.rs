@@ -54,6 +54,7 @@ impl<F: Float> EngineCell for RnnCell<F> {
     type State = Array2<F>;
     const GATES: usize = 1;
     const KIND: &'static str = "RNN";
+    const TYPE_NAME: &'static str = "Rnn";
     const SEPARATE_REC: bool = false;
 
     fn aux_width(_: usize) -> usize {

@@ -12,27 +12,20 @@ use crate::float::Float;
 #[cfg(doc)]
 use crate::Rnn;
 
-/// The parameter names of one recurrent cell, before the `_l{k}[_reverse]` suffix: PyTorch's
-/// five ([`CellWeights`]) and the cells' own (the layer-normalised LSTM's gains and biases).
-pub(crate) const CELL_PARAMS: [&str; 11] = [
-    "weight_ih",
-    "weight_hh",
-    "bias_ih",
-    "bias_hh",
-    "weight_hr",
-    "ln_ih_weight",
-    "ln_ih_bias",
-    "ln_hh_weight",
-    "ln_hh_bias",
-    "ln_c_weight",
-    "ln_c_bias",
-];
+/// `true` if `base` (a key without the `_l{k}[_reverse]` suffix) names a parameter of a recurrent
+/// cell: PyTorch's five ([`CellWeights::NAMES`]) or a cell's own ([`crate::cell::OWN_NAMES`]).
+fn is_cell_param(base: &str) -> bool {
+    CellWeights::<f32>::NAMES.contains(&base)
+        || crate::cell::OWN_NAMES
+            .iter()
+            .any(|names| names.contains(&base))
+}
 
 /// `(layer, reverse)` if `key` (prefix removed) names a recurrent cell parameter
 /// (`weight_ih_l3_reverse`, …).
 pub(crate) fn cell_param(key: &str) -> Option<(usize, bool)> {
     parse_param_key(key)
-        .filter(|(base, _, _)| CELL_PARAMS.contains(base))
+        .filter(|(base, _, _)| is_cell_param(base))
         .map(|(_, layer, reverse)| (layer, reverse))
 }
 

@@ -135,8 +135,6 @@ fn cell_backward_step_grads_without_bias() {
 
 // `Cell::forward_sequence`: "if `x` is not `(T, B, I)`, a part of `init` is not `(B, H)`, or
 // `schedule.lengths` does not hold `B` lengths in `1..=T`".
-// Only the count of lengths is checked: a length of 0 or above `T` does not panic (the layers
-// refuse both with an `Err`), so that part of the doc has no test here.
 
 #[test]
 #[should_panic(expected = "x must be (T, B, I)")]
@@ -161,6 +159,28 @@ fn cell_forward_sequence_lengths_count() {
         lengths: Some(&[4, 4, 4]),
     };
     rnn().forward_sequence(x.view(), &Array2::zeros((2, H)), schedule);
+}
+
+#[test]
+#[should_panic(expected = "every length must be in 1..=T")]
+fn cell_forward_sequence_length_zero() {
+    let x = Array3::zeros((4, 2, I));
+    let schedule = Schedule {
+        reverse: false,
+        lengths: Some(&[4, 0]),
+    };
+    rnn().forward_sequence(x.view(), &Array2::zeros((2, H)), schedule);
+}
+
+#[test]
+#[should_panic(expected = "every length must be in 1..=T")]
+fn cell_forward_sequence_length_past_t() {
+    let x = Array3::zeros((4, 2, I));
+    let schedule = Schedule {
+        reverse: true,
+        lengths: Some(&[5, 4]),
+    };
+    gru().forward_sequence(x.view(), &Array2::zeros((2, H)), schedule);
 }
 
 // `Cell::infer_sequence`: "as `Cell::forward_sequence`".

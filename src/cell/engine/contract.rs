@@ -45,6 +45,12 @@ pub trait EngineCell: Clone + Debug + Send + Sync {
     const GATES: usize;
     /// PyTorch's module name (`"RNN"`, `"LSTM"`, `"GRU"`), for messages.
     const KIND: &'static str;
+    /// The names of the cell's own parameters beyond PyTorch's five, in [`EngineCell::own`]'s
+    /// order, every one the cell can have (with biases).
+    const OWN_NAMES: &'static [&'static str] = &[];
+    /// The crate's name of a stack of these cells (`"Rnn"`, `"Lstm"`, `"LayerNormLstm"`), for
+    /// messages.
+    const TYPE_NAME: &'static str;
     /// Needs the recurrent product `h W_hhᵀ + b_hh` apart from the input projection (GRU): the
     /// kernel then reads it in [`ForwardRow::rec`] and writes its gradient into
     /// [`BackwardRow::d_rec`].
@@ -86,7 +92,7 @@ pub trait EngineCell: Clone + Debug + Send + Sync {
         if nonlinearity != Nonlinearity::Tanh {
             return Err(Error::InvalidConfig(format!(
                 "nonlinearity {nonlinearity:?} applies to Rnn only; {} has fixed activations",
-                type_name(Self::KIND)
+                Self::TYPE_NAME
             )));
         }
         Ok(())
@@ -130,14 +136,6 @@ pub trait EngineCell: Clone + Debug + Send + Sync {
 
     /// Backward for one row of one step (see [`BackwardRow`]).
     fn backward_row(&self, row: BackwardRow<'_, Self::Elem>);
-}
-
-/// `"LSTM"` → `"Lstm"`: the name of the convenience type, for messages.
-pub(crate) fn type_name(kind: &str) -> String {
-    match kind {
-        "LayerNormLSTM" => "LayerNormLstm".into(),
-        _ => format!("{}{}", &kind[..1], kind[1..].to_lowercase()),
-    }
 }
 
 /// One row of one step forward: what [`EngineCell::forward_row`] reads and writes. `G·H` wide:

@@ -55,7 +55,6 @@ mod tests;
 
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, Axis};
 
-pub(crate) use contract::type_name;
 pub use contract::{BackwardRow, EngineCell, EngineState, ForwardRow};
 pub(crate) use prep::Prep;
 pub use schedule::Schedule;
@@ -99,6 +98,10 @@ pub(crate) fn run<F: Float, C: EngineCell<Elem = F>>(
     let w = cell.weights();
     if let Some(l) = sched.lengths {
         assert_eq!(l.len(), batch, "one length per sequence");
+        assert!(
+            l.iter().all(|&n| (1..=steps).contains(&n)),
+            "every length must be in 1..=T (T = {steps}), got {l:?}"
+        );
     }
     assert_eq!(h0.nrows(), batch, "h0 must be (B, H)");
     let mut out = Array3::zeros((steps, batch, w.output_size()));
